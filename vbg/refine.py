@@ -1,0 +1,179 @@
+"""From the model-resolution probability to an alpha matte at frame resolution.
+
+prob_to_frame is the one upsampling used for metrics (vbg eval, train evaluate); Refiner is
+the compositing path: upsample, feather, optionally snap edges to the image with DenseCRF.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vbg import VbgError
+
+# DenseCRF kernels, in model-resolution pixels (the CRF runs there, see Refiner).
+CRF_GAUSSIAN_SXY = 3  # smoothness: neighbours within ~3 px agree
+CRF_GAUSSIAN_COMPAT = 3
+CRF_BILATERAL_SXY = 20  # appearance: similar colours within ~20 px agree
+CRF_BILATERAL_SRGB = 13
+CRF_BILATERAL_COMPAT = 8
+_CRF_EPS = 1e-5
+
+
+def prob_to_frame(
+    prob: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None
+) -> np.ndarray:
+    """Bilinear upsample of a probability map (h, w) to frame size (H, W), float32.
+
+    Threshold the result at 0.5 for metrics.
+    """
+    if prob.ndim != 2:
+        raise ValueError(f"prob must be 2-D, not {prob.shape}")
+    H, W = int(size[0]), int(size[1])
+    src = prob if prob.dtype == np.float32 else prob.astype(np.float32)
+    if src.shape == (H, W):
+        if out is None:
+            return src.copy()
+        out[...] = src
+        return out
+    return cv2.resize(src, (W, H), dst=out, interpolation=cv2.INTER_LINEAR)
+
+
+def _import_densecrf():
+    try:
+        import pydensecrf.densecrf as dcrf
+    except ImportError as e:
+        raise VbgError(
+            "DenseCRF refinement needs pydensecrf: pip install 'vbg[crf]' (or set crf_every=0)"
+        ) from e
+    return dcrf
+
+
+def densecrf_prob(prob: np.ndarray, image_bgr: np.ndarray, iters: int = 5) -> np.ndarray:
+    """Two-label DenseCRF (background/person) over `prob`, with `image_bgr` of the same
+    size as the appearance term; returns the refined person probability (float32)."""
+    dcrf = _import_densecrf()
+    h, w = prob.shape
+    if image_bgr.shape[:2] != (h, w):
+        raise ValueError(f"image {image_bgr.shape[:2]} and prob {prob.shape} sizes differ")
+    p = np.clip(prob, _CRF_EPS, 1.0 - _CRF_EPS).reshape(1, -1)
+    unary = np.empty((2, h * w), dtype=np.float32)
+    unary[0] = -np.log1p(-p)  # label 0: background
+    unary[1] = -np.log(p)  # label 1: person
+    crf = dcrf.DenseCRF2D(w, h, 2)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    crf.addPairwiseGaussian(sxy=CRF_GAUSSIAN_SXY, compat=CRF_GAUSSIAN_COMPAT)
+    crf.addPairwiseBilateral(
+        sxy=CRF_BILATERAL_SXY,
+        srgb=CRF_BILATERAL_SRGB,
+        rgbim=np.ascontiguousarray(image_bgr),  # colour distances: channel order is irrelevant
+        compat=CRF_BILATERAL_COMPAT,
+    )
+    q = np.asarray(crf.inference(int(iters)), dtype=np.float32)
+    return q[1].reshape(h, w).copy()
+
+
+class Refiner:
+    """prob (h, w) float32 at model resolution + the frame -> alpha uint8 (H, W).
+
+    1. Upsample bilinearly to the frame size (in uint8: a quarter of the float traffic, and
+       the matte is uint8 anyway).
+    2. Feather with a small Gaussian (kernel 2*feather_px+1) so the cut-out edge is soft.
+    3. Optional DenseCRF (crf_every=N > 0; vbg[crf]) every N-th frame, a "keyframe". It runs
+       at model resolution with the frame shrunk to match: at full resolution one pass costs
+       hundreds of ms, there a few ms to tens of ms.
+
+    Between keyframes: applying the CRF only on keyframes would make the edge jump every N
+    frames (a visible pulse), and re-running it is what we are trying to avoid. Instead the
+    keyframe's correction (crf - prob) is kept and added to later frames, weighted per pixel
+    by how little the mask has changed there since the keyframe: weight 1 where the
+    probability is unchanged, falling linearly to 0 where it moved by `crf_tolerance` or
+    more. Static edges keep the CRF's snap; where the person moved, the stale correction is
+    dropped rather than drawn as a ghost.
+
+    The returned array is a buffer reused by the next call (copy it to keep it).
+    """
+
+    def __init__(
+        self,
+        feather_px: int = 3,
+        crf_every: int = 0,
+        *,
+        crf_iters: int = 5,
+        crf_tolerance: float = 0.25,
+    ) -> None:
+        if feather_px < 0:
+            raise ValueError("feather_px must be >= 0")
+        if crf_every < 0:
+            raise ValueError("crf_every must be >= 0 (0 = off)")
+        if crf_tolerance <= 0:
+            raise ValueError("crf_tolerance must be > 0")
+        if crf_every:
+            _import_densecrf()  # fail now, with the extra's name, not on the first frame
+        self.feather_px = feather_px
+        self.crf_every = crf_every
+        self.crf_iters = crf_iters
+        self.crf_tolerance = crf_tolerance
+        self._ksize = 2 * feather_px + 1
+        self._small: np.ndarray | None = None  # uint8 at model resolution
+        self._up: np.ndarray | None = None  # uint8 at frame resolution
+        self._alpha: np.ndarray | None = None
+        self.frames = 0
+        self.keyframes = 0
+        self._key_prob: np.ndarray | None = None
+        self._crf_delta: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the CRF keyframe: the next frame is a keyframe."""
+        self.frames = 0
+        self._key_prob = None
+        self._crf_delta = None
+
+    def _buffers(self, small_hw: tuple[int, int], frame_hw: tuple[int, int]) -> None:
+        if self._small is None or self._small.shape != small_hw:
+            self._small = np.empty(small_hw, dtype=np.uint8)
+        if self._up is None or self._up.shape != frame_hw:
+            self._up = np.empty(frame_hw, dtype=np.uint8)
+            self._alpha = np.empty(frame_hw, dtype=np.uint8)
+
+    def _apply_crf(self, prob: np.ndarray, frame_bgr: np.ndarray) -> np.ndarray:
+        h, w = prob.shape
+        keyframe = (
+            self._key_prob is None
+            or self._key_prob.shape != prob.shape
+            or self.frames % self.crf_every == 0
+        )
+        if keyframe:
+            small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA)
+            refined = densecrf_prob(prob, small, self.crf_iters)
+            self._key_prob = prob.copy()
+            self._crf_delta = refined - prob
+            self.keyframes += 1
+            return refined
+        change = np.abs(prob - self._key_prob)
+        weight = np.clip(1.0 - change / self.crf_tolerance, 0.0, 1.0)
+        out = prob + self._crf_delta * weight
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def __call__(self, prob_small: np.ndarray, frame_bgr: np.ndarray) -> np.ndarray:
+        if prob_small.ndim != 2:
+            raise ValueError(f"prob must be 2-D, not {prob_small.shape}")
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            raise ValueError(f"frame must be (H, W, 3), not {frame_bgr.shape}")
+        prob = prob_small if prob_small.dtype == np.float32 else prob_small.astype(np.float32)
+        if self.crf_every:
+            prob = self._apply_crf(prob, frame_bgr)
+        self.frames += 1
+
+        H, W = frame_bgr.shape[:2]
+        self._buffers(prob.shape, (H, W))
+        # |prob * 255| rounded and saturated to uint8, in one pass.
+        cv2.convertScaleAbs(prob, dst=self._small, alpha=255.0)
+        if self._small.shape == (H, W):
+            self._up[...] = self._small
+        else:
+            cv2.resize(self._small, (W, H), dst=self._up, interpolation=cv2.INTER_LINEAR)
+        if self.feather_px == 0:
+            return self._up
+        cv2.GaussianBlur(self._up, (self._ksize, self._ksize), 0, dst=self._alpha)
+        return self._alpha
