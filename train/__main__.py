@@ -1,4 +1,4 @@
-"""`python -m train {check,fit,evaluate,export} ...` (also under `torchrun -m train fit`).
+"""`python -m train {check,fit,evaluate,export,recover-torch} ...` (also under `torchrun -m train fit`).
 
 Each subcommand module exposes add_arguments(parser) and run(args) -> exit code; heavy
 imports (torch, smp, matplotlib) happen inside run(), so `--help` stays quick. An error the
@@ -18,6 +18,10 @@ COMMANDS = {
     "fit": ("train.fit", "train (resumable; torchrun for several processes/GPUs)"),
     "evaluate": ("train.evaluate", "Dice/IoU/pixel accuracy of a run on its test split"),
     "export": ("train.export", "best checkpoint -> ONNX + PyTorch weights + model card"),
+    "recover-torch": (
+        "train.recover_torch",
+        "rebuild a card's lost PyTorch weights from its ONNX file (BatchNorms unfolded)",
+    ),
 }
 
 
