@@ -1,12 +1,18 @@
 """Compositing: frame + alpha matte + background -> output frame, at full resolution.
 
 The hot path allocates no full-size image: every intermediate lives in a buffer made once
-per frame size, and the blend is exact integer arithmetic done by OpenCV (SIMD, threaded):
+per frame size, and the blend is one pass of OpenCV's cv2.blendLinear (SIMD, threaded):
 
     out = round((frame * a + background * (255 - a)) / 255)      a = alpha in 0..255
 
-Products are kept in uint16 (255 * 255 + 255 * 0 = 65025 fits), so there is no float
-image per frame and alpha 0 / 255 give the background / the frame exactly.
+blendLinear computes (frame * w1 + background * w2) / (w1 + w2) in float32 with the weights
+w1 = a and w2 = 255 - a (two single-channel float maps, cheap next to a 3-channel image).
+Every product and sum is an integer below 2^24, so float32 holds them exactly, and no
+quotient lies within float error of a rounding boundary (255 is odd: x.5 never occurs):
+the result equals the integer formula for every (frame, background, alpha) triple, checked
+exhaustively in the tests. Alpha 0 / 255 give the background / the frame exactly. It is
+~3x faster than the same formula in uint16 steps (gray->BGR, invert, two multiplies, add,
+scale: six full-frame passes over up to twice the bytes).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import BackgroundSpec, cover_fit, load_background_image
+from vbg.resize import shrink_area
 
 BLUR_MAX_DOWNSCALE = 8
 
@@ -51,10 +58,8 @@ class Compositor:
         if h < 1 or w < 1:
             raise ValueError(f"frame size must be positive, not {h}x{w}")
         self._size = (h, w)
-        self._alpha3 = np.empty((h, w, 3), np.uint8)
-        self._inv3 = np.empty((h, w, 3), np.uint8)
-        self._fg16 = np.empty((h, w, 3), np.uint16)
-        self._bg16 = np.empty((h, w, 3), np.uint16)
+        self._w_fg = np.empty((h, w), np.float32)  # a
+        self._w_bg = np.empty((h, w), np.float32)  # 255 - a
         self._bg = np.empty((h, w, 3), np.uint8)
         self._out = np.empty((h, w, 3), np.uint8)
         self._prepare_background()
@@ -68,9 +73,12 @@ class Compositor:
             self._bg[...] = np.asarray(spec.color_bgr, dtype=np.uint8)
         else:
             # Blur at reduced resolution: a Gaussian of K px at full size is, to the eye,
-            # a K/f px Gaussian at 1/f size upscaled, for 1/f^2 of the work.
+            # a K/f px Gaussian at 1/f size upscaled, for 1/f^2 of the work. f is a power
+            # of two, so shrinking is exact 2x halvings (OpenCV's fast path: ~0.1 ms at
+            # 720p, where INTER_AREA by 5 takes ~0.6 ms).
             k = max(1, int(spec.blur_ksize))
             f = max(1, min(BLUR_MAX_DOWNSCALE, k // 8, h // 8 or 1, w // 8 or 1))
+            f = 1 << (f.bit_length() - 1)
             self._blur_small_size = (max(1, w // f), max(1, h // f))  # cv2 order (w, h)
             self._blur_small = np.empty(self._blur_small_size[::-1] + (3,), np.uint8)
             self._blur_small2 = np.empty_like(self._blur_small)
@@ -84,7 +92,7 @@ class Compositor:
         if self._blur_small_size == (w, h):
             cv2.GaussianBlur(frame, self._blur_ksize, 0, dst=self._bg)
             return
-        cv2.resize(frame, self._blur_small_size, dst=self._blur_small, interpolation=cv2.INTER_AREA)
+        shrink_area(frame, self._blur_small_size, dst=self._blur_small)
         cv2.GaussianBlur(self._blur_small, self._blur_ksize, 0, dst=self._blur_small2)
         cv2.resize(self._blur_small2, (w, h), dst=self._bg, interpolation=cv2.INTER_LINEAR)
 
@@ -101,13 +109,9 @@ class Compositor:
         if self.spec.kind == "blur":
             self._blur_background(frame_bgr)
 
-        cv2.cvtColor(alpha_u8, cv2.COLOR_GRAY2BGR, dst=self._alpha3)
-        cv2.bitwise_not(self._alpha3, dst=self._inv3)  # 255 - a, exactly
-        cv2.multiply(frame_bgr, self._alpha3, dst=self._fg16, dtype=cv2.CV_16U)
-        cv2.multiply(self._bg, self._inv3, dst=self._bg16, dtype=cv2.CV_16U)
-        cv2.add(self._fg16, self._bg16, dst=self._fg16)
-        # x / 255 rounded to nearest (never a tie: 255 is odd) and saturated to uint8.
-        cv2.convertScaleAbs(self._fg16, dst=self._out, alpha=1.0 / 255.0)
+        np.copyto(self._w_fg, alpha_u8, casting="unsafe")  # exact: 0..255 as float
+        cv2.subtract(255.0, self._w_fg, dst=self._w_bg)
+        cv2.blendLinear(frame_bgr, self._bg, self._w_fg, self._w_bg, dst=self._out)
         return self._out
 
     @property

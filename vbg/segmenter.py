@@ -14,6 +14,7 @@ import numpy as np
 
 from vbg.card import InputSpec, ModelCard
 from vbg.engines import Engine
+from vbg.resize import shrink_area
 
 
 def model_input_size(
@@ -50,18 +51,20 @@ def _norm_coeffs(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
 def preprocess(frame_bgr: np.ndarray, spec: InputSpec, out: np.ndarray | None = None) -> np.ndarray:
     """BGR uint8 HxWx3 -> normalised NCHW float32 (1, 3, h, w) for the model.
 
-    Resize to model_input_size (INTER_AREA when shrinking, which averages instead of
-    aliasing; bilinear when enlarging) -> colour order per the card -> / scale ->
-    (x - mean) / std -> NCHW. Pass `out` (the right shape, float32) to reuse a buffer.
+    Resize to model_input_size (area averaging when shrinking, which averages instead of
+    aliasing: vbg.resize.shrink_area, exact 2x halvings then INTER_AREA, for speed;
+    bilinear when enlarging) -> colour order per the card -> / scale -> (x - mean) / std
+    -> NCHW. Pass `out` (the right shape, float32) to reuse a buffer.
     """
     _check_frame(frame_bgr)
     fh, fw = frame_bgr.shape[:2]
     h, w = model_input_size(fh, fw, spec)
     if (h, w) == (fh, fw):
         small = frame_bgr
+    elif h <= fh and w <= fw:
+        small = shrink_area(frame_bgr, (w, h))
     else:
-        interp = cv2.INTER_AREA if (h <= fh and w <= fw) else cv2.INTER_LINEAR
-        small = cv2.resize(frame_bgr, (w, h), interpolation=interp)
+        small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
     if out is None:
         out = np.empty((1, 3, h, w), dtype=np.float32)
     elif out.shape != (1, 3, h, w) or out.dtype != np.float32:

@@ -45,6 +45,23 @@ def test_blend_matches_exact_integer_formula():
     np.testing.assert_array_equal(comp(frame, alpha), want)
 
 
+def test_blend_equals_integer_formula_for_every_triple():
+    # Every (frame, background, alpha) value triple, so the float32 blend can never round
+    # differently from the integer formula: row = alpha, and the 65536 (frame, background)
+    # pairs spread over the columns and the 3 channels.
+    pairs = np.arange(3 * 21846) % 65536
+    f = (pairs >> 8).astype(np.uint8).reshape(21846, 3)
+    b = (pairs & 255).astype(np.uint8).reshape(21846, 3)
+    h, w = 256, f.shape[0]
+    frame = np.ascontiguousarray(np.broadcast_to(f, (h, w, 3)))
+    alpha = np.repeat(np.arange(256, dtype=np.uint8)[:, None], w, axis=1)
+    comp = Compositor(_color((0, 0, 0)), (h, w))
+    comp.background[...] = b  # the fitted-background buffer, filled by hand
+    a = alpha[..., None].astype(np.int32)
+    want = (frame * a + b.astype(np.int32) * (255 - a) + 127) // 255
+    np.testing.assert_array_equal(comp(frame, alpha), want)
+
+
 def test_output_buffer_is_reused():
     comp = Compositor(_color(), (H, W))
     a = comp(_frame(), _alpha(10))

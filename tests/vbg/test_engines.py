@@ -104,6 +104,18 @@ def test_torch_matches_the_network_it_was_built_from(card):
     np.testing.assert_allclose(eng.run(x), want, atol=1e-5)
 
 
+def test_onnxruntime_workers_sleep_unless_asked_to_spin(card):
+    from vbg.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    key = "session.intra_op.allow_spinning"
+    quiet = OnnxRuntimeEngine(card, threads=2)
+    assert quiet._session.get_session_options().get_session_config_entry(key) == "0"
+    spinning = OnnxRuntimeEngine(card, threads=2, spinning=True)
+    assert spinning._session.get_session_options().get_session_config_entry(key) == "1"
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 96)).astype(np.float32)
+    np.testing.assert_array_equal(quiet.run(x), spinning.run(x))
+
+
 def test_unknown_engine_lists_valid_names(card):
     with pytest.raises(VbgError) as e:
         create_engine("tensorflow", card)
