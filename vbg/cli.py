@@ -137,7 +137,7 @@ def _temporal_options(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="PX",
         default=None,
-        help="morphological closing radius (default 2)",
+        help="morphological closing radius (default 1)",
     )
     g.add_argument(
         "--cut-threshold",
@@ -147,7 +147,14 @@ def _temporal_options(p: argparse.ArgumentParser) -> None:
         help="mean mask change treated as a scene cut, which resets smoothing (default 0.35)",
     )
     g.add_argument(
-        "--feather-px", type=int, metavar="PX", default=None, help="edge feathering (default 3)"
+        "--edges",
+        choices=("guided", "bilinear"),
+        default=None,
+        help="how the mask is upsampled to the frame: guided (a guided filter puts the "
+        "outline on the image's own edges; default) or bilinear",
+    )
+    g.add_argument(
+        "--feather-px", type=int, metavar="PX", default=None, help="edge feathering (default 0)"
     )
     g.add_argument(
         "--crf-every",
@@ -362,7 +369,7 @@ def _check_engine(name: str) -> None:
         raise VbgError(f"unknown engine '{name}'; choose one of: {', '.join(valid)}")
 
 
-_TEMPORAL = ("ema", "open_px", "close_px", "cut_threshold", "feather_px", "crf_every")
+_TEMPORAL = ("ema", "open_px", "close_px", "cut_threshold", "edges", "feather_px", "crf_every")
 _MODEL = ("model", "engine", "threads")
 
 

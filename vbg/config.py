@@ -51,9 +51,10 @@ class ProcessConfig:
     # temporal smoothing and refinement (see vbg.temporal / vbg.refine)
     ema: float = 0.5
     open_px: int = 1
-    close_px: int = 2
+    close_px: int = 1
     cut_threshold: float = 0.35
-    feather_px: int = 3
+    edges: str = "guided"  # guided (snap to image edges) | bilinear
+    feather_px: int = 0
     crf_every: int = 0
 
 
@@ -75,9 +76,10 @@ class RunConfig:
     threads: int | None = None
     ema: float = 0.5
     open_px: int = 1
-    close_px: int = 2
+    close_px: int = 1
     cut_threshold: float = 0.35
-    feather_px: int = 3
+    edges: str = "guided"  # guided (snap to image edges) | bilinear
+    feather_px: int = 0
     crf_every: int = 0
 
 

@@ -138,7 +138,8 @@ def build_processor(
     size: tuple[int, int] | None = None,
     temporal: TemporalConfig | None = None,
     smoothing: bool = True,
-    feather_px: int = 3,
+    edges: str = "guided",
+    feather_px: int = 0,
     crf_every: int = 0,
     tta: bool = False,
     timer: StageTimer | None = None,
@@ -159,7 +160,7 @@ def build_processor(
     spec = parse_background(background) if isinstance(background, str) else background
     try:
         tcfg = temporal or TemporalConfig()
-        refiner = Refiner(feather_px=feather_px, crf_every=crf_every)
+        refiner = Refiner(feather_px=feather_px, crf_every=crf_every, edges=edges)
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
     card = load_card(_card_path(model))
@@ -306,7 +307,8 @@ def process_video(
     engine: str = "auto",
     threads: int | None = None,
     temporal: TemporalConfig | None = None,
-    feather_px: int = 3,
+    edges: str = "guided",
+    feather_px: int = 0,
     crf_every: int = 0,
     tta: bool = False,
     progress: bool = True,
@@ -354,6 +356,7 @@ def process_video(
                 background=background,
                 size=(src.height, src.width),
                 temporal=temporal,
+                edges=edges,
                 feather_px=feather_px,
                 crf_every=crf_every,
                 tta=tta,
@@ -444,6 +447,7 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         engine=cfg.engine,
         threads=cfg.threads,
         temporal=_temporal_config(cfg),
+        edges=cfg.edges,
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
         tta=cfg.tta,
@@ -561,7 +565,8 @@ def run_live(
     engine: str = "auto",
     threads: int | None = None,
     temporal: TemporalConfig | None = None,
-    feather_px: int = 3,
+    edges: str = "guided",
+    feather_px: int = 0,
     crf_every: int = 0,
     processor: FrameProcessor | None = None,
     read_timeout: float = 1.0,
@@ -594,6 +599,7 @@ def run_live(
             threads=threads,
             background=specs[0],
             temporal=temporal,
+            edges=edges,
             feather_px=feather_px,
             crf_every=crf_every,
         )
@@ -771,6 +777,7 @@ def run_config(cfg: RunConfig) -> LiveResult:
         engine=cfg.engine,
         threads=cfg.threads,
         temporal=_temporal_config(cfg),
+        edges=cfg.edges,
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
     )

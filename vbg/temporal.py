@@ -19,7 +19,9 @@ import numpy as np
 class TemporalConfig:
     ema: float = 0.5  # weight of the NEW frame: 1.0 = no smoothing
     open_px: int = 1  # radius of the opening (removes specks up to ~2*open_px px); 0 = off
-    close_px: int = 2  # radius of the closing (fills holes up to ~2*close_px px); 0 = off
+    close_px: int = 1  # radius of the closing (fills holes up to ~2*close_px px); 0 = off.
+    # 1, not 2: on the validation split a radius of 2 closed the gaps between legs and arms
+    # of full-body photos (IoU 0.918 vs 0.921) and helped nothing else.
     cut_threshold: float = 0.35  # mean |prob - state| above which the scene is new: reset
 
     def __post_init__(self) -> None:
