@@ -467,20 +467,16 @@ def ppm_bytes(frame_bgr: np.ndarray) -> bytes:
 
 
 def overlay_text(frame_bgr: np.ndarray, text: str, *, origin: tuple[int, int] = (10, 24)) -> None:
-    """Draw a status line (e.g. FPS/latency) in place: white on a dark outline, readable on
-    any background."""
+    """Draw a status line (e.g. FPS/latency) in place: white on a dark box, readable on any
+    background. (Not an outline drawn as thicker text: OpenCV's glyph advance grows with
+    the stroke thickness, so the two layers drift apart along the line.)"""
     scale = max(0.4, frame_bgr.shape[0] / 720 * 0.7)
-    for color, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):
-        cv2.putText(
-            frame_bgr,
-            text,
-            origin,
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            color,
-            thickness,
-            cv2.LINE_AA,
-        )
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = origin
+    cv2.rectangle(frame_bgr, (x - 4, y - th - 4), (x + tw + 4, y + base + 2), (0, 0, 0), -1)
+    cv2.putText(
+        frame_bgr, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )
 
 
 def _have_display() -> bool:
