@@ -274,7 +274,70 @@ def _open_cv2_capture(spec: int | str) -> Capture:
     return cv2.VideoCapture(spec)
 
 
-class CameraSource:
+class _ThreadedSource:
+    """What CameraSource and PacedFileSource share: a producer thread that puts frames into
+    a latest-frame-wins slot, and read()/stop() for the consumer. Subclasses implement
+    start() and _run(), and name themselves for error messages."""
+
+    name = "source"
+
+    def __init__(self) -> None:
+        self._slot = LatestFrame()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._started = False
+        self._index = 0
+
+    def start(self) -> _ThreadedSource:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def dropped(self) -> int:
+        """Frames produced but replaced by a newer one before read() picked them up."""
+        return self._slot.dropped
+
+    @property
+    def captured(self) -> int:
+        return self._index
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def read(self, timeout: float | None = 1.0) -> Frame | None:
+        """The newest frame not yet read, waiting up to ``timeout`` s; None on timeout, after
+        stop(), or at the end of a file. A failure inside the producer thread is re-raised
+        here, in the caller's thread. The first read starts the source; a read after stop()
+        does not restart it."""
+        if not self._started:
+            self.start()
+        frame = self._slot.take(timeout)
+        if frame is None and self._error is not None:
+            e = self._error
+            if isinstance(e, VbgError):
+                raise e
+            raise VbgError(f"{self.name} failed: {e}") from e
+        return frame
+
+    def stop(self) -> None:
+        """Stop the thread and release the device or file. Idempotent."""
+        self._stop.set()
+        self._slot.close()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    close = stop
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class CameraSource(_ThreadedSource):
     """A live camera read on its own daemon thread; ``read()`` returns the newest frame.
 
     spec: device index (0), device path (/dev/video2) or stream URL. size/fps are *requested*;
@@ -304,13 +367,8 @@ class CameraSource:
         self._factory = capture_factory or _open_cv2_capture
         self._fail_threshold = max(1, fail_threshold)
         self._backoff = backoff
-        self._slot = LatestFrame()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._cap: Capture | None = None
-        self._error: BaseException | None = None
-        self._started = False
-        self._index = 0
         self.reconnects = 0
         self.width: int | None = None
         self.height: int | None = None
@@ -319,19 +377,6 @@ class CameraSource:
     @property
     def name(self) -> str:
         return f"camera {self.spec!r}" if isinstance(self.spec, str) else f"camera {self.spec}"
-
-    @property
-    def dropped(self) -> int:
-        """Frames captured but replaced by a newer one before read() picked them up."""
-        return self._slot.dropped
-
-    @property
-    def captured(self) -> int:
-        return self._index
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _open(self) -> Capture:
         """Open and configure the capture; raises VbgError naming the camera on failure."""
@@ -416,39 +461,8 @@ class CameraSource:
                 self._cap = None
             self._slot.close()
 
-    def read(self, timeout: float | None = 1.0) -> Frame | None:
-        """The newest frame not yet read, waiting up to ``timeout`` s; None on timeout or stop.
 
-        A failure inside the capture thread is re-raised here, in the caller's thread.
-        """
-        if not self._started:
-            self.start()  # first read starts the capture; a read after stop() does not restart
-        frame = self._slot.take(timeout)
-        if frame is None and self._error is not None:
-            e = self._error
-            if isinstance(e, VbgError):
-                raise e
-            raise VbgError(f"{self.name} capture failed: {e}") from e
-        return frame
-
-    def stop(self) -> None:
-        """Stop the thread and release the camera. Idempotent."""
-        self._stop.set()
-        self._slot.close()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5.0)
-
-    close = stop
-
-    def __enter__(self) -> CameraSource:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class PacedFileSource:
+class PacedFileSource(_ThreadedSource):
     """A video file played in real time on a thread: a reproducible stand-in for a camera.
 
     Frames are emitted at the file's frame rate (or ``fps``) with ``t_capture`` set at the
@@ -476,25 +490,9 @@ class PacedFileSource:
         self.width = self._video.width
         self.height = self._video.height
         self.frame_count = self._video.frame_count
-        self._slot = LatestFrame()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._started = False
-        self._index = 0
+        super().__init__()
+        self.name = f"playing {self.path}"
         self.finished = False
-
-    @property
-    def dropped(self) -> int:
-        return self._slot.dropped
-
-    @property
-    def captured(self) -> int:
-        return self._index
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> PacedFileSource:
         if self.running or self.finished:
@@ -540,30 +538,3 @@ class PacedFileSource:
         finally:
             self._video.close()
             self._slot.close()
-
-    def read(self, timeout: float | None = 1.0) -> Frame | None:
-        """Newest frame not yet read; None on timeout, after stop(), or at the end of the file."""
-        if not self._started:
-            self.start()
-        frame = self._slot.take(timeout)
-        if frame is None and self._error is not None:
-            e = self._error
-            if isinstance(e, VbgError):
-                raise e
-            raise VbgError(f"playing {self.path} failed: {e}") from e
-        return frame
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._slot.close()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5.0)
-
-    close = stop
-
-    def __enter__(self) -> PacedFileSource:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
