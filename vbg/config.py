@@ -36,19 +36,13 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 @dataclass(frozen=True)
-class ProcessConfig:
-    """`vbg process INPUT -o OUTPUT`: offline, every frame."""
+class MaskOptions:
+    """What `process` and `run` share: the model, its engine, and how the mask is smoothed
+    over time and refined (see vbg.temporal and vbg.refine)."""
 
-    input: str | None = None
-    output: str | None = None
-    background: str = "blur"
     model: str | None = None  # card path; None = the bundled default model
     engine: str = "auto"
     threads: int | None = None
-    tta: bool = False  # test-time horizontal flip (twice the inference cost)
-    keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
-    progress: bool = True
-    # temporal smoothing and refinement (see vbg.temporal / vbg.refine)
     ema: float = 0.5
     open_px: int = 1
     close_px: int = 1
@@ -59,7 +53,19 @@ class ProcessConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class ProcessConfig(MaskOptions):
+    """`vbg process INPUT -o OUTPUT`: offline, every frame."""
+
+    input: str | None = None
+    output: str | None = None
+    background: str = "blur"
+    tta: bool = False  # test-time horizontal flip (twice the inference cost)
+    keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig(MaskOptions):
     """`vbg run`: camera -> virtual camera / preview / recording, live."""
 
     camera: int | str = 0
@@ -71,16 +77,6 @@ class RunConfig:
     show_fps: bool = False
     vcam_backend: str | None = None
     max_frames: int | None = None
-    model: str | None = None
-    engine: str = "auto"
-    threads: int | None = None
-    ema: float = 0.5
-    open_px: int = 1
-    close_px: int = 1
-    cut_threshold: float = 0.35
-    edges: str = "guided"  # guided (snap to image edges) | bilinear
-    feather_px: int = 0
-    crf_every: int = 0
 
 
 ConfigT = TypeVar("ConfigT", ProcessConfig, RunConfig)
