@@ -37,7 +37,7 @@ examples:
   vbg process talk.mp4 -o out.mp4 --background paris-eiffel-tower  # a bundled background
   vbg process talk.mp4 -o out.mp4 --background ~/Pictures/beach.jpg
   vbg process talk.mp4 -o out.mp4 --background color:#00b140       # green screen
-  vbg process photo.jpg -o photo.png --tta
+  vbg process talk.mp4 -o out.mp4 --no-tta                        # 2x faster, live-path edges
   vbg process talk.mp4 -o out.mp4 --config vbg.toml --engine onnxruntime
 
 The output is H.264 MP4 with the input's frame count, frame rate and duration and its
@@ -209,7 +209,8 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="test-time augmentation: average with a mirrored pass (better edges, 2x slower)",
+        help="test-time augmentation: average with a mirrored pass; better edges for twice "
+        "the inference time (default: on, this is the offline mode; --no-tta is the live path)",
     )
     p.add_argument(
         "--keep-partial",
@@ -327,7 +328,13 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
     )
     _model_options(p)
     p.add_argument("--json", metavar="OUT.json", default=None, help="also write the report as JSON")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored pass)")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="average with a mirrored pass, as `vbg process` does by default (default: on; "
+        "--no-tta measures the live path of `vbg run`)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
 

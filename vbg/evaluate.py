@@ -354,7 +354,7 @@ def run_eval(
     model: str | Path | None = None,
     engine: str = "auto",
     threads: int | None = None,
-    tta: bool = False,
+    tta: bool = True,
     json_out: str | Path | None = None,
     progress: bool = True,
     out=None,

@@ -310,7 +310,7 @@ def process_video(
     edges: str = "guided",
     feather_px: int = 0,
     crf_every: int = 0,
-    tta: bool = False,
+    tta: bool = True,
     progress: bool = True,
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
