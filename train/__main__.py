@@ -1,4 +1,5 @@
-"""`python -m train {check,fit,evaluate,export,recover-torch} ...` (also under `torchrun -m train fit`).
+"""`python -m train {check,fit,evaluate,export,recover-torch,quantize} ...`
+(also under `torchrun -m train fit`).
 
 Each subcommand module exposes add_arguments(parser) and run(args) -> exit code; heavy
 imports (torch, smp, matplotlib) happen inside run(), so `--help` stays quick. An error the
@@ -22,6 +23,7 @@ COMMANDS = {
         "train.recover_torch",
         "rebuild a card's lost PyTorch weights from its ONNX file (BatchNorms unfolded)",
     ),
+    "quantize": ("train.quantize", "a card's ONNX model as INT8 (static, calibrated) + its card"),
 }
 
 
