@@ -213,6 +213,13 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "the inference time (default: on, this is the offline mode; --no-tta is the live path)",
     )
     p.add_argument(
+        "--decontaminate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recolour the soft edge with the person's own colours so no fringe of the old "
+        "background shows (default: on; a few ms per frame)",
+    )
+    p.add_argument(
         "--keep-partial",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -388,6 +395,7 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "output",
         "background",
         "tta",
+        "decontaminate",
         "keep_partial",
         "progress",
         *_MODEL,

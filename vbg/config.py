@@ -62,6 +62,8 @@ class ProcessConfig(MaskOptions):
     # Test-time horizontal flip: twice the inference cost, better edges. On by default
     # offline, where quality matters more than speed; `vbg run` never uses it.
     tta: bool = True
+    # Replace the old background's colour in the soft edge with the person's (vbg.edges).
+    decontaminate: bool = True
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
     progress: bool = True
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from vbg.backgrounds import BackgroundSpec
     from vbg.compose import Compositor
     from vbg.config import ProcessConfig, RunConfig
+    from vbg.edges import EdgeColors
     from vbg.refine import Refiner
     from vbg.segmenter import Segmenter
     from vbg.sources import Frame
@@ -64,6 +65,7 @@ class FrameProcessor:
     timer: StageTimer = field(default_factory=StageTimer)
     background: BackgroundSpec | None = None
     tta: bool = False
+    edge_colors: EdgeColors | None = None  # offline: decontaminate soft-edge colours
 
     @property
     def engine_name(self) -> str:
@@ -105,6 +107,8 @@ class FrameProcessor:
                 from vbg.compose import Compositor
 
                 self.compositor = Compositor(self.background, frame_bgr.shape[:2])
+            if self.edge_colors is not None:
+                frame_bgr = self.edge_colors(frame_bgr, alpha)
             return self.compositor(frame_bgr, alpha)
 
     def reset(self) -> None:
@@ -142,6 +146,7 @@ def build_processor(
     feather_px: int = 0,
     crf_every: int = 0,
     tta: bool = False,
+    decontaminate: bool = False,
     timer: StageTimer | None = None,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
@@ -152,6 +157,7 @@ def build_processor(
     """
     from vbg.backgrounds import parse_background
     from vbg.card import load_card
+    from vbg.edges import EdgeColors
     from vbg.engines import create_engine
     from vbg.refine import Refiner
     from vbg.segmenter import Segmenter
@@ -173,6 +179,7 @@ def build_processor(
             timer=timer or StageTimer(),
             background=spec,
             tta=tta,
+            edge_colors=EdgeColors() if decontaminate else None,
         )
         if spec is not None and size is not None:
             from vbg.compose import Compositor
@@ -311,6 +318,7 @@ def process_video(
     feather_px: int = 0,
     crf_every: int = 0,
     tta: bool = True,
+    decontaminate: bool = True,
     progress: bool = True,
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
@@ -360,6 +368,7 @@ def process_video(
                 feather_px=feather_px,
                 crf_every=crf_every,
                 tta=tta,
+                decontaminate=decontaminate,
             )
         else:
             processor.set_background(background)
@@ -451,6 +460,7 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
         tta=cfg.tta,
+        decontaminate=cfg.decontaminate,
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
     )
