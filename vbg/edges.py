@@ -52,10 +52,17 @@ class EdgeColors:
         # Sums over the window (normalize=False): mean colour = sum(colour) / count.
         cv2.boxFilter(weighted, -1, k, dst=weighted, normalize=False)
         cv2.boxFilter(sure, -1, k, dst=sure, normalize=False)
+        # The soft edge (0 < alpha < sure) that has sure foreground within the window: a
+        # thin band, so its colours are computed for its pixels only.
+        band = self._buf("band", (H, W), np.uint8)
+        near = self._buf("near", (H, W), np.uint8)
+        cv2.inRange(alpha, 1, self.sure - 1, dst=band)
+        cv2.compare(sure, 0.5, cv2.CMP_GT, dst=near)
+        cv2.bitwise_and(band, near, dst=band)
         out = self._buf("out", (H, W, 3), np.uint8)
         np.copyto(out, frame_bgr)
-        band = (alpha > 0) & (alpha < self.sure) & (sure > 0.5)
-        if band.any():
-            mean = weighted[band] / sure[band][:, None]
-            out[band] = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
+        ys, xs = np.nonzero(band)
+        if ys.size:
+            mean = weighted[ys, xs] / sure[ys, xs][:, None]
+            out[ys, xs] = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
         return out

@@ -115,9 +115,7 @@ class FrameProcessor:
         """Forget temporal state: a scene cut, a seek, a new still image, a restarted source."""
         if self.smoother is not None:
             self.smoother.reset()
-        reset = getattr(self.refiner, "reset", None)
-        if reset is not None:
-            reset()
+        self.refiner.reset()
 
     def set_background(self, background: str | BackgroundSpec) -> None:
         """Switch background (a --background string or a parsed spec); takes effect next frame."""

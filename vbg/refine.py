@@ -123,14 +123,16 @@ class Refiner:
         self.feather_px = feather_px
         self.edges = edges
         self._guided = GuidedUpsampler() if edges == "guided" else None
-        self._gray: np.ndarray | None = None
         self.crf_every = crf_every
         self.crf_iters = crf_iters
         self.crf_tolerance = crf_tolerance
         self._ksize = 2 * feather_px + 1
-        self._small: np.ndarray | None = None  # uint8 at model resolution
-        self._up: np.ndarray | None = None  # uint8 at frame resolution
-        self._alpha: np.ndarray | None = None
+        # Reused buffers, made by _buffers() for the sizes in use; which ones exist depends
+        # on the edge mode (guided needs the grey guide, bilinear the uint8 upsampling).
+        self._small: np.ndarray | None = None  # bilinear: uint8 at model resolution
+        self._up: np.ndarray | None = None  # bilinear: uint8 at frame resolution
+        self._gray: np.ndarray | None = None  # guided: the frame in grey
+        self._alpha: np.ndarray | None = None  # feathered output
         self.frames = 0
         self.keyframes = 0
         self._key_prob: np.ndarray | None = None
@@ -143,11 +145,16 @@ class Refiner:
         self._crf_delta = None
 
     def _buffers(self, small_hw: tuple[int, int], frame_hw: tuple[int, int]) -> None:
-        if self._small is None or self._small.shape != small_hw:
-            self._small = np.empty(small_hw, dtype=np.uint8)
-        if self._up is None or self._up.shape != frame_hw:
-            self._up = np.empty(frame_hw, dtype=np.uint8)
-            self._alpha = np.empty(frame_hw, dtype=np.uint8)
+        def fresh(buf: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+            return buf if buf is not None and buf.shape == shape else np.empty(shape, np.uint8)
+
+        if self._guided is not None:
+            self._gray = fresh(self._gray, frame_hw)
+        else:
+            self._small = fresh(self._small, small_hw)
+            self._up = fresh(self._up, frame_hw)
+        if self.feather_px:
+            self._alpha = fresh(self._alpha, frame_hw)
 
     def _apply_crf(self, prob: np.ndarray, frame_bgr: np.ndarray) -> np.ndarray:
         h, w = prob.shape
@@ -181,8 +188,6 @@ class Refiner:
         H, W = frame_bgr.shape[:2]
         self._buffers(prob.shape, (H, W))
         if self._guided is not None:
-            if self._gray is None or self._gray.shape != (H, W):
-                self._gray = np.empty((H, W), dtype=np.uint8)
             cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
             up = self._guided(prob, self._gray)
         else:
