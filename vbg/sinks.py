@@ -192,9 +192,11 @@ class VideoFileSink:
     def _open_audio(self, src: Path) -> None:
         import av
 
+        from vbg.sources import codec_name, open_media
+
         try:
-            container = av.open(str(src), mode="r")
-        except av.FFmpegError as e:
+            container = open_media(src)
+        except (av.FFmpegError, UnicodeError) as e:
             raise VbgError(f"cannot read audio from {src}: {' '.join(str(e).split())}") from e
         if not container.streams.audio:
             container.close()
@@ -202,10 +204,10 @@ class VideoFileSink:
         in_stream = container.streams.audio[0]
         try:
             self._audio_out = self._out.add_stream_from_template(in_stream)
-        except (av.FFmpegError, ValueError) as e:
+        except (av.FFmpegError, ValueError, AttributeError) as e:
             container.close()
             raise VbgError(
-                f"cannot copy the {in_stream.codec_context.name} audio of {src} into "
+                f"cannot copy the {codec_name(in_stream)} audio of {src} into "
                 f"{self.path.suffix}: {e}"
             ) from e
         self._audio_in = container

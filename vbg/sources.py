@@ -52,6 +52,20 @@ class Frame:
 # --------------------------------------------------------------------------- recorded media
 
 
+def open_media(path: str | os.PathLike[str]) -> Any:
+    """av.open for reading. Metadata in another encoding than UTF-8 (a Latin-1 title from an
+    old camera) is decoded with replacement characters instead of failing the whole file."""
+    import av
+
+    return av.open(str(path), mode="r", metadata_errors="replace")
+
+
+def codec_name(stream: Any) -> str:
+    """The codec of a stream, or 'unknown' where FFmpeg has no decoder for it."""
+    cc = getattr(stream, "codec_context", None)
+    return str(getattr(cc, "name", None) or getattr(stream, "codec_tag", None) or "unknown")
+
+
 def _av_error_line(e: BaseException) -> str:
     """A one-line description of a PyAV error (its messages can name the file twice)."""
     msg = getattr(e, "strerror", None) or str(e)
@@ -75,8 +89,8 @@ class VideoFileSource:
         if self.path.is_dir():
             raise VbgError(f"input is a folder, not a video file: {self.path}")
         try:
-            container = av.open(str(self.path), mode="r")
-        except av.FFmpegError as e:
+            container = open_media(self.path)
+        except (av.FFmpegError, UnicodeError) as e:
             raise VbgError(f"cannot read video {self.path}: {_av_error_line(e)}") from e
         self._iter_container: Any = None
         try:
@@ -84,6 +98,11 @@ class VideoFileSource:
                 raise VbgError(f"no video stream in {self.path}")
             stream = container.streams.video[0]
             cc = stream.codec_context
+            if cc is None:
+                raise VbgError(
+                    f"cannot read video {self.path}: its video codec "
+                    f"({codec_name(stream)}) is not supported"
+                )
             if not cc.width or not cc.height:
                 raise VbgError(f"cannot read video {self.path}: the video stream has no size")
             self.width: int = int(cc.width)
@@ -99,6 +118,11 @@ class VideoFileSource:
                 self.duration = container.duration / av.time_base
             else:
                 self.duration = self.frame_count / float(self.fps)
+            # Last: it decodes a frame. A phone video stored sideways with a rotation tag
+            # plays upright; so do we.
+            self.rotation: int = _stream_rotation(container, stream)
+            if self.rotation in (90, 270):
+                self.width, self.height = self.height, self.width
         except av.FFmpegError as e:
             raise VbgError(f"cannot read video {self.path}: {_av_error_line(e)}") from e
         finally:
@@ -115,8 +139,8 @@ class VideoFileSource:
         import av
 
         try:
-            container = av.open(str(self.path), mode="r")
-        except av.FFmpegError as e:
+            container = open_media(self.path)
+        except (av.FFmpegError, UnicodeError) as e:
             raise VbgError(f"cannot read video {self.path}: {_av_error_line(e)}") from e
         self._iter_container = container
         stream = container.streams.video[0]
@@ -124,32 +148,42 @@ class VideoFileSource:
         stream.thread_type = "AUTO"
         index = 0
         last_t = 0.0
+        bad_packets = 0
+        first_error: str | None = None
         try:
-            for frame in container.decode(stream):
-                image = frame.to_ndarray(format="bgr24")
-                pts = float(frame.time) if frame.time is not None else None
-                yield Frame(
-                    image=np.ascontiguousarray(image),
-                    index=index,
-                    pts=pts,
-                    t_capture=time.perf_counter(),
-                )
-                index += 1
-                last_t = pts if pts is not None else index / float(self.fps)
-        except av.FFmpegError as e:
-            raise VbgError(
-                f"{self.path} is corrupt: decoding stopped at frame {index} "
-                f"({last_t:.2f} s): {_av_error_line(e)}"
-            ) from e
+            for packet in container.demux(stream):
+                try:
+                    # A size-0 packet flushes the decoder at the end of the stream.
+                    decoded = packet.decode()
+                except av.FFmpegError as e:
+                    # A corrupt packet: skip it and decode on (process what decodes).
+                    bad_packets += 1
+                    first_error = first_error or _av_error_line(e)
+                    continue
+                for frame in decoded:
+                    image = upright(frame.to_ndarray(format="bgr24"), self.rotation)
+                    pts = float(frame.time) if frame.time is not None else None
+                    yield Frame(
+                        image=np.ascontiguousarray(image),
+                        index=index,
+                        pts=pts,
+                        t_capture=time.perf_counter(),
+                    )
+                    index += 1
+                    last_t = pts if pts is not None else index / float(self.fps)
+        except av.FFmpegError as e:  # the demuxer itself gave up
+            first_error = first_error or _av_error_line(e)
+            bad_packets += 1
         finally:
             container.close()
             self._iter_container = None
-        if index < self.frame_count:
-            # The demuxer reached the end of the data before the frames the file announces:
-            # a truncated file (a copy cut short, a recording whose writer died).
+        if bad_packets or index < self.frame_count:
+            # Fewer frames than the file announces (a copy cut short, a recording whose
+            # writer died) or packets that would not decode.
+            why = f": {first_error}" if first_error else ""
             raise VbgError(
                 f"{self.path} is truncated or corrupt: decoding stopped at frame {index} of "
-                f"{self.frame_count} ({last_t:.2f} s of {self.duration:.2f} s)"
+                f"{self.frame_count} ({last_t:.2f} s of {self.duration:.2f} s){why}"
             )
 
     def __len__(self) -> int:
@@ -168,6 +202,60 @@ class VideoFileSource:
         self.close()
 
 
+def _stream_rotation(container: Any, stream: Any) -> int:
+    """Clockwise degrees (0/90/180/270) a player turns this stream to show it upright,
+    from the display matrix (decoding the first frame) or an old-style 'rotate' tag."""
+    tag = stream.metadata.get("rotate")
+    if tag is not None:
+        with contextlib.suppress(ValueError):
+            return int(float(tag)) % 360 // 90 * 90
+    try:
+        for frame in container.decode(stream):
+            # PyAV reports the display matrix angle counter-clockwise.
+            return int(round(-float(getattr(frame, "rotation", 0) or 0))) % 360 // 90 * 90
+    except Exception:  # noqa: BLE001 - a probe: decoding errors surface in iteration
+        return 0
+    return 0
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 90:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if rotation == 180:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if rotation == 270:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return image
+
+
+def jpeg_is_complete(data: bytes) -> bool:
+    """Whether a JPEG's entropy-coded data runs to its end-of-image marker. OpenCV decodes a
+    truncated JPEG without an error, filling the missing part with grey."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:
+            return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        i += 2 + length
+        if marker == 0xDA:  # start of scan: skip entropy-coded data to the next marker
+            while i + 1 < n:
+                if data[i] == 0xFF and data[i + 1] not in (0x00, *range(0xD0, 0xD8), 0xFF):
+                    break
+                i += 1
+            else:
+                return False
+    return i + 2 <= n and data[i : i + 2] == b"\xff\xd9"
+
+
 class ImageSource:
     """A still image as a one-frame source (same attributes as VideoFileSource)."""
 
@@ -180,9 +268,16 @@ class ImageSource:
         self.path = Path(path)
         if not self.path.is_file():
             raise VbgError(f"input not found: {self.path}")
+        data = self.path.read_bytes()
+        if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
+            raise VbgError(f"cannot read image {self.path}: the JPEG is truncated or corrupt")
         # IMREAD_COLOR: grey, 16-bit and alpha images all come back as 8-bit BGR.
-        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if image is None:
+        quiet_opencv()
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        except cv2.error:
+            image = None
+        if image is None or image.size == 0:
             raise VbgError(f"cannot read image {self.path} (unsupported or corrupt)")
         self.image: np.ndarray = np.ascontiguousarray(image)
         self.height, self.width = self.image.shape[:2]
