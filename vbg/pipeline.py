@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 VIDEO_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 GLASS_TO_GLASS = "glass_to_glass"
 FIRST_FRAME_TIMEOUT_S = 10.0
+LIVE_SAMPLE_WINDOW = 20_000  # per-frame timings a live run keeps (~11 min at 30 fps)
 
 
 # ---------------------------------------------------------------------------- per frame
@@ -901,10 +902,20 @@ def _step(st: _LiveState, frame: Frame) -> None:
     st.last_out, st.outage_frame = out, None
     st.last_real_t = st.last_sent_t = t_done
     st.frames += 1
+    if st.frames % 1000 == 0:
+        _bound_samples(timer)
     if st.t_prev is not None:
         inst = 1.0 / max(t_done - st.t_prev, 1e-6)
         st.fps_ema = inst if st.fps_ema is None else 0.9 * st.fps_ema + 0.1 * inst
     st.t_prev = t_done
+
+
+def _bound_samples(timer: StageTimer) -> None:
+    """A live run may last all day: keep the per-frame timings of the last
+    LIVE_SAMPLE_WINDOW frames only (the summary is then over those), so memory stays flat."""
+    for values in timer.samples.values():
+        if len(values) > LIVE_SAMPLE_WINDOW:
+            del values[: len(values) - LIVE_SAMPLE_WINDOW]
 
 
 def _read_timeout(st: _LiveState) -> float:
