@@ -70,15 +70,31 @@ def person_mask(coco: COCO, img_id: int) -> tuple[np.ndarray, np.ndarray]:
     for ann in coco.imgToAnns.get(img_id, []):
         if ann.get("category_id") != PERSON:
             continue
-        m = coco.annToMask(ann)
-        if m.shape != (h, w):
-            raise VbgError(
-                f"annotation {ann.get('id')} of image {img_id} decodes to {m.shape[1]}x{m.shape[0]}, "
-                f"the image is {w}x{h}"
-            )
+        m = annotation_mask(ann, h, w)
+        if m is None:
+            continue
         target = crowd if ann.get("iscrowd") else mask
         target |= m
     return mask, crowd
+
+
+SKIPPED_ANNOTATIONS: set[Any] = set()  # ids skipped by annotation_mask (in this process)
+
+
+def annotation_mask(ann: dict[str, Any], h: int, w: int) -> np.ndarray | None:
+    """The annotation's uint8 HxW {0,1} mask, or None for one that `train check` reports as
+    skipped (a 2-point polygon, RLE of another size...): skipped and counted, with one
+    warning per annotation, instead of a crash in the middle of an epoch."""
+    from train.check import decode_segmentation
+
+    try:
+        return decode_segmentation(ann.get("segmentation"), h, w)
+    except (ValueError, IndexError, TypeError) as e:
+        key = ann.get("id")
+        if key not in SKIPPED_ANNOTATIONS:
+            SKIPPED_ANNOTATIONS.add(key)
+            print(f"train: skipped annotation {key} of image {ann.get('image_id')}: {e}")
+        return None
 
 
 def has_person(coco: COCO, img_id: int) -> bool:
@@ -200,7 +216,10 @@ class CocoPersonDataset:
         out = []
         for ann in self.coco.imgToAnns.get(self.ids[idx], []):
             if ann.get("category_id") == PERSON and not ann.get("iscrowd"):
-                out.append(self.coco.annToMask(ann))
+                info = self.coco.imgs[self.ids[idx]]
+                m = annotation_mask(ann, int(info["height"]), int(info["width"]))
+                if m is not None:
+                    out.append(m)
         return out
 
     def __getitem__(self, idx: int) -> dict[str, Any]:

@@ -257,14 +257,49 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(obj: Any, path: Path) -> None:
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def previous_path(path: Path) -> Path:
+    """last.pt -> last.prev.pt: the checkpoint before, kept for when the newest is damaged."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_atomic(obj: Any, path: Path, *, keep_previous: bool = False) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash mid-write
-    leaves the previous checkpoint intact, never a truncated one."""
+    leaves the previous checkpoint intact, never a truncated one. A SHA-256 sidecar
+    (``path.sha256``) lets a later load tell flipped bytes from a good file; with
+    keep_previous the checkpoint being replaced stays as ``<stem>.prev.pt``."""
     import torch
+
+    from vbg.card import sha256_of
 
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
+    digest = sha256_of(tmp)
+    if keep_previous and path.exists():
+        os.replace(path, previous_path(path))
+        if checksum_path(path).exists():
+            os.replace(checksum_path(path), checksum_path(previous_path(path)))
     os.replace(tmp, path)
+    sidecar_tmp = checksum_path(path).with_suffix(".tmp")
+    sidecar_tmp.write_text(digest + "\n")
+    os.replace(sidecar_tmp, checksum_path(path))
+
+
+def load_checkpoint_or_previous(path: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """load_checkpoint, falling back to the previous good checkpoint (with a message) when
+    the newest one is corrupt."""
+    try:
+        return load_checkpoint(path)
+    except VbgError as e:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        ckpt = load_checkpoint(prev)
+        say(f"{e}; resuming from the previous checkpoint {prev} (epoch {ckpt.get('epoch')})")
+        return ckpt
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -272,9 +307,14 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     it is loaded with weights_only=False: load only checkpoints you made."""
     import torch
 
+    from vbg.card import sha256_of
+
     path = Path(path)
     if not path.is_file():
         raise VbgError(f"checkpoint {path} does not exist")
+    sidecar = checksum_path(path)
+    if sidecar.is_file() and sidecar.read_text().strip() != sha256_of(path):
+        raise VbgError(f"checkpoint {path} is corrupt (its SHA-256 does not match {sidecar.name})")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
@@ -419,6 +459,13 @@ def train_one_epoch(
         with autocast():
             logits = model(x)
         losses = loss_fn(logits, y, ign)  # fp32 inside, whatever autocast produced
+        # A sync point per step, but a NaN must stop the run before it reaches the weights
+        # (and the checkpoints written at the end of the epoch).
+        if not bool(torch.isfinite(losses["total"].detach())):
+            raise VbgError(
+                f"{desc}: the loss became {float(losses['total']):g} at step {steps + 1}; "
+                "stopping (the last checkpoint is the last good one; try a lower --lr)"
+            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()
         if grad_clip > 0:
@@ -609,7 +656,7 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
     ckpt = None
     if cfg.resume:
         path = run_dir / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint_or_previous(path, say)
         say(f"resuming from {path} (epoch {ckpt['epoch']} done, step {ckpt['global_step']})")
     elif (run_dir / "last.pt").exists():
         raise VbgError(
@@ -807,7 +854,7 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
                 "amp": amp_mode,
                 "world_size": dist_info.world_size,
             }
-            save_atomic(state, run_dir / "last.pt")
+            save_atomic(state, run_dir / "last.pt", keep_previous=True)
             if improved:
                 save_atomic(state, run_dir / "best.pt")
             write_logs(history, run_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,8 @@ def sha256_of(path: str | Path) -> str:
 
 def card_from_dict(d: dict[str, Any], path: Path | None = None) -> ModelCard:
     where = str(path) if path else "model card"
+    if not isinstance(d, dict):
+        raise VbgError(f"{where}: invalid model card (a JSON object is expected)")
     try:
         if d.get("format", CARD_FORMAT) != CARD_FORMAT:
             raise VbgError(
@@ -148,7 +151,35 @@ def card_from_dict(d: dict[str, Any], path: Path | None = None) -> ModelCard:
         raise VbgError(f"{where}: input.mean and input.std need 3 values each")
     if out.kind not in ("logits", "probability"):
         raise VbgError(f"{where}: output.kind must be 'logits' or 'probability'")
+    _check_numbers(spec, out, card.files, where)
     return card
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_numbers(spec: InputSpec, out: OutputSpec, files: dict[str, Any], where: str) -> None:
+    """Values that would otherwise fail deep inside preprocessing (a division by zero, an
+    empty tensor), reported as what is wrong with the card."""
+    for key in ("height", "width", "multiple"):
+        v = getattr(spec, key)
+        if not _is_int(v) or not 1 <= v <= 8192:
+            raise VbgError(f"{where}: input.{key} must be a whole number in 1..8192, not {v!r}")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (*spec.mean, *spec.std)):
+        raise VbgError(f"{where}: input.mean and input.std must be finite numbers")
+    if any(v <= 0 for v in spec.std):
+        raise VbgError(f"{where}: input.std values must be positive")
+    if not isinstance(spec.scale, (int, float)) or not (
+        math.isfinite(spec.scale) and spec.scale > 0
+    ):
+        raise VbgError(f"{where}: input.scale must be a positive number, not {spec.scale!r}")
+    if not _is_int(out.channels) or out.channels < 1:
+        raise VbgError(f"{where}: output.channels must be a positive whole number")
+    if not isinstance(out.threshold, (int, float)) or not 0 < out.threshold < 1:
+        raise VbgError(f"{where}: output.threshold must be between 0 and 1")
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in files.items()):
+        raise VbgError(f"{where}: files must map engine names to file names")
 
 
 def load_card(path: str | Path) -> ModelCard:

@@ -56,7 +56,10 @@ Outputs combine: `vcam` (a virtual camera for Zoom/Meet/OBS; on Linux it needs
 v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=vbg),
 `preview` (a window) and any FILE.mp4 (a recording).
 Preview hotkeys: n/p next/previous background, b blur, m mirror, space pause,
-f FPS/latency line, q or Esc quit. Ctrl-C stops too."""
+f FPS/latency line, q or Esc quit. Ctrl-C, SIGTERM and SIGHUP stop too, finalizing
+recordings. A lost camera is retried until it is back; meanwhile the virtual camera shows
+the last picture, dimmed, with a notice. --camera FILE plays a video at its own rate
+(--loop to repeat it); the outputs are always --size."""
 
 BACKGROUNDS_EPILOG = """\
 examples:
@@ -223,7 +226,8 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "--keep-partial",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="on Ctrl-C, finalize a valid shorter file instead of removing it",
+        help="when stopped early (Ctrl-C, SIGTERM, SIGHUP, an input that stops decoding), "
+        "finalize a valid shorter file instead of removing it",
     )
     p.add_argument(
         "--no-progress",
@@ -250,7 +254,8 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "--camera",
         metavar="CAM",
         default=None,
-        help="camera index (0), device path (/dev/video2) or stream URL (default 0)",
+        help="camera index (0), device path (/dev/video2), stream URL (reconnected when it "
+        "drops) or a video file (played at its own frame rate) (default 0)",
     )
     p.add_argument(
         "--size", metavar="WxH", default=None, help="capture size, e.g. 1280x720 (default)"
@@ -299,6 +304,19 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         metavar="N",
         default=None,
         help="stop after N frames (default: run until q or Ctrl-C)",
+    )
+    p.add_argument(
+        "--loop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with a video file as --camera: play it again at its end (default: stop)",
+    )
+    p.add_argument(
+        "--keep-partial",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a recording cut short (Ctrl-C, SIGTERM, an error) is finalized as a valid "
+        "file (default: on; --no-keep-partial removes it)",
     )
     _model_options(p)
     _temporal_options(p)
@@ -427,6 +445,8 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "show_fps",
         "vcam_backend",
         "max_frames",
+        "loop",
+        "keep_partial",
         *_MODEL,
         *_TEMPORAL,
     )
@@ -523,7 +543,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command; returns the exit status (0 ok, 1 error, 2 bad usage, 130 Ctrl-C)."""
+    """Runs the command; returns the exit status (0 ok, 1 error, 2 bad usage, 128+N when
+    stopped by signal N: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(with_bench=_command_of(argv) == "bench")
     try:
@@ -531,8 +552,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version (0) and usage errors (2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     _setup_logging(args.quiet)
+    from vbg.signals import exit_code, stop_on_signals
+
     try:
-        return int(args.func(args, parser) or 0)
+        with stop_on_signals():  # SIGTERM and SIGHUP stop as cleanly as Ctrl-C
+            return int(args.func(args, parser) or 0)
     except SystemExit as e:  # a handler's parser.error(): usage error
         return e.code if isinstance(e.code, int) else 2
     except VbgError as e:
@@ -546,9 +570,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
         print(f"vbg: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("vbg: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        name = getattr(e, "signal_name", None)
+        print(f"vbg: interrupted{f' ({name})' if name else ''}", file=sys.stderr)
+        return exit_code(e)
 
 
 if __name__ == "__main__":

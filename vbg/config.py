@@ -81,6 +81,8 @@ class RunConfig(MaskOptions):
     show_fps: bool = False
     vcam_backend: str | None = None
     max_frames: int | None = None
+    loop: bool = False  # a video file as the camera: play it again at its end
+    keep_partial: bool = True  # a recording cut short (signal, error) is finalized
 
 
 ConfigT = TypeVar("ConfigT", ProcessConfig, RunConfig)

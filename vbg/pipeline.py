@@ -15,6 +15,7 @@ glass-to-glass latency per frame (sink write done - frame capture) as the series
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 VIDEO_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 GLASS_TO_GLASS = "glass_to_glass"
 FIRST_FRAME_TIMEOUT_S = 10.0
+LIVE_SAMPLE_WINDOW = 20_000  # per-frame timings a live run keeps (~11 min at 30 fps)
 
 
 # ---------------------------------------------------------------------------- per frame
@@ -324,13 +326,15 @@ def process_video(
     """Replaces the background of every frame of a video (or of one image) into `output`.
 
     Video: H.264 MP4 with the input's frame count, timestamps and audio (copied). The file
-    is written under a temporary name and renamed when complete; on any error nothing is
-    left behind. On Ctrl-C the partial file is removed, or with keep_partial_on_interrupt
-    finalized as a valid shorter file; KeyboardInterrupt is re-raised either way.
+    is written under a unique temporary name and renamed when complete. A run cut short -
+    Ctrl-C or SIGTERM/SIGHUP (KeyboardInterrupt), or an input that stops decoding part-way
+    (VbgError naming the frame and time) - removes the partial file, or with
+    keep_partial_on_interrupt finalizes it as a valid shorter file; the error is re-raised
+    either way.
     Image input: an image output (png/jpg/...), written atomically.
     processor: a ready FrameProcessor (its background is replaced by `background`).
     """
-    from vbg.sinks import ImageSink, VideoFileSink
+    from vbg.sinks import ImageSink, VideoFileSink, check_output_path
     from vbg.sources import ImageSource, open_input
 
     input, output = Path(input), Path(output)
@@ -338,6 +342,7 @@ def process_video(
     try:
         if output.exists() and output.resolve() == input.resolve():
             raise VbgError(f"output {output} is the input file; choose another name")
+        check_output_path(output)  # a folder, no permission: before the model loads
         is_image = isinstance(src, ImageSource)
         suffix = output.suffix.lower()
         if is_image and suffix not in ImageSink.EXTS:
@@ -350,8 +355,6 @@ def process_video(
                 f"the output of a video must be {', '.join(VIDEO_OUTPUT_SUFFIXES)} "
                 f"(H.264), not {output.name}"
             )
-        if not output.parent.is_dir():
-            raise VbgError(f"output folder does not exist: {output.parent}")
 
         own = processor is None
         if processor is None:
@@ -424,22 +427,37 @@ def _process_frames(
             bar.update()
         bar.close()
         sink.close()  # renames the finished file into place
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         bar.close()
-        if keep_partial and sink.frames_written > 0:
-            sink.close(trim_audio=True)
-            log.warning(
-                "interrupted: kept the first %d frames in %s", sink.frames_written, sink.path
-            )
-        else:
-            sink.abort()
-            log.warning("interrupted: %s not written", sink.path)
+        why = getattr(e, "signal_name", None) or "interrupted"
+        _end_partial(sink, keep_partial, f"{why}:")
+        raise
+    except VbgError:
+        # A truncated or corrupt input (the error says where decoding stopped), or an
+        # encoding error: the frames so far are kept only when asked to.
+        bar.close()
+        _end_partial(sink, keep_partial, "stopped early:")
         raise
     except BaseException:
         bar.close()
         sink.abort()
         raise
     return ProcessResult(Path(sink.path), sink.frames_written, time.perf_counter() - t0, timer)
+
+
+def _end_partial(sink: Any, keep: bool, why: str) -> None:
+    """A run cut short: finalize the frames written so far as a valid shorter file (keep),
+    or remove it. Never raises: the reason the run stopped is what the user must see."""
+    if keep and sink.frames_written > 0:
+        try:
+            sink.close(trim_audio=True)
+        except (VbgError, OSError) as e:
+            log.warning("%s could not keep the partial %s: %s", why, sink.path, e)
+            return
+        log.warning("%s kept the first %d frames in %s", why, sink.frames_written, sink.path)
+    else:
+        sink.abort()
+        log.warning("%s %s not written", why, sink.path)
 
 
 def process_config(cfg: ProcessConfig) -> ProcessResult:
@@ -484,6 +502,13 @@ class LiveSource(Protocol):
     def stop(self) -> None: ...
 
 
+class ActionSource(Protocol):
+    """Anything that hands the live loop action names ("next_background", "prev_background",
+    "blur", "mirror", "pause", "quit"): the preview's hotkeys, a control socket."""
+
+    def poll_actions(self) -> list[str]: ...
+
+
 @dataclass
 class LiveResult:
     frames: int  # frames processed and written
@@ -491,10 +516,64 @@ class LiveResult:
     seconds: float
     timer: StageTimer
     stopped_by: str  # "quit", "interrupt", "max_frames", "end"
+    filler: int = 0  # frames sent to live outputs while the source gave none (an outage)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class LiveOptions:
+    """How run_live runs (what `vbg run` flags say), checked before anything opens."""
+
+    outputs: Sequence[Any] = ("vcam",)
+    backgrounds: Sequence[str | BackgroundSpec] = ("blur",)
+    size: tuple[int, int] = (1280, 720)  # (width, height) requested from a camera
+    output_size: tuple[int, int] | None = None  # (width, height); None: the first frame's
+    fps: float = 30.0
+    mirror: bool = False
+    show_fps: bool = False
+    vcam_backend: str | None = None
+    max_frames: int | None = None
+    read_timeout: float = 1.0
+    loop: bool = False  # a file as the camera: start again at its end
+    keep_partial: bool = True  # a recording cut short (signal, error) is finalized, not removed
+    # Camera outage: the last picture is repeated, dimmed with a notice after notice_after_s,
+    # and replaced by the plain background after plain_after_s.
+    notice_after_s: float = 1.0
+    plain_after_s: float = 4.0
+    action_sources: Sequence[ActionSource] = ()
+
+
+@dataclass
+class _LiveState:
+    """Everything the live loop changes while it runs."""
+
+    opts: LiveOptions
+    src: Any
+    proc: FrameProcessor
+    specs: list[BackgroundSpec]
+    sinks: list[Any] = field(default_factory=list)
+    live_sinks: list[Any] = field(default_factory=list)  # fed during pauses and outages
+    previews: list[Any] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # output (width, height)
+    period: float = 1 / 30
+    bg_index: int = 0
+    blur_on: bool = False
+    paused: bool = False
+    loop_mirror: bool = False
+    t_origin: float = 0.0
+    last_out: np.ndarray | None = None  # the processor's buffer: valid until the next frame
+    last_real_t: float = 0.0  # when the last real frame was sent
+    last_sent_t: float = 0.0  # when anything was last sent to the live outputs
+    outage_frame: tuple[str, np.ndarray] | None = None  # (phase, picture) of this outage
+    warned_size: tuple[int, int] | None = None
+    fps_ema: float | None = None
+    t_prev: float | None = None
+    frames: int = 0
+    filler: int = 0
+    stopped_by: str = "end"
 
 
 def _open_outputs(
@@ -527,8 +606,8 @@ def _open_outputs(
 
 
 def _close_sinks(sinks: Sequence[Any], *, ok: bool) -> None:
-    """Close every sink once; on failure a recording is aborted rather than finalized.
-    The first error is re-raised after all sinks had their turn."""
+    """Close every sink once; with ok=False a recording is aborted rather than finalized.
+    The first error is re-raised after all sinks had their turn (only when ok)."""
     first: BaseException | None = None
     for s in sinks:
         try:
@@ -544,6 +623,8 @@ def _close_sinks(sinks: Sequence[Any], *, ok: bool) -> None:
 
 def check_outputs(outputs: Sequence[Any]) -> None:
     """Checks output names before a camera or model is opened."""
+    from vbg.sinks import check_output_path
+
     if not outputs:
         raise VbgError("no output: give --output vcam, preview or FILE.mp4")
     for out in outputs:
@@ -554,8 +635,7 @@ def check_outputs(outputs: Sequence[Any]) -> None:
                     f"unknown output '{out}'; use vcam, preview or a video file path "
                     f"({', '.join(VIDEO_OUTPUT_SUFFIXES)})"
                 )
-            if not p.parent.is_dir():
-                raise VbgError(f"output folder does not exist: {p.parent}")
+            check_output_path(p)
 
 
 def run_live(
@@ -578,26 +658,42 @@ def run_live(
     crf_every: int = 0,
     processor: FrameProcessor | None = None,
     read_timeout: float = 1.0,
+    options: LiveOptions | None = None,
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
 
     source: a camera index / device path / URL (opened as CameraSource, its own capture
-    thread, newest frame wins), or any object with read(timeout) -> Frame | None and stop()
-    (PacedFileSource, a fake). size is (width, height) requested from a camera.
+    thread, newest frame wins), a video file path (played in real time), or any object with
+    read(timeout) -> Frame | None and stop() (PacedFileSource, a fake). size is (width,
+    height) requested from a camera.
     outputs: "vcam", "preview", video file paths, or sink objects (write/close), combined.
     backgrounds: the list n/p cycle through in the preview; 'b' toggles blur.
-    Stops on the preview's q/Esc or window close, Ctrl-C, max_frames, or the source ending.
+    options: all of the above in one LiveOptions (then those keywords are ignored), plus the
+    output size, looping and outage behaviour.
+    A lost camera does not stop the loop: the live outputs keep receiving frames at the
+    output rate (see LiveOptions) until it is back.
+    Stops on a quit action, Ctrl-C / SIGTERM / SIGHUP, max_frames, or the source ending.
     """
-    from vbg.backgrounds import BackgroundSpec, parse_background
-    from vbg.sinks import VideoFileSink, overlay_text
+    from vbg.backgrounds import parse_background
 
+    opts = options or LiveOptions(
+        outputs=outputs,
+        backgrounds=backgrounds,
+        size=size,
+        fps=fps,
+        mirror=mirror,
+        show_fps=show_fps,
+        vcam_backend=vcam_backend,
+        max_frames=max_frames,
+        read_timeout=read_timeout,
+    )
     # Everything the user typed is checked before the camera or the model is opened.
-    specs = [parse_background(b) if isinstance(b, str) else b for b in backgrounds] or [
+    specs = [parse_background(b) if isinstance(b, str) else b for b in opts.backgrounds] or [
         parse_background("blur")
     ]
-    check_outputs(outputs)
-    if max_frames is not None and max_frames <= 0:
-        raise VbgError(f"max_frames must be positive, not {max_frames}")
+    check_outputs(opts.outputs)
+    if opts.max_frames is not None and opts.max_frames <= 0:
+        raise VbgError(f"max_frames must be positive, not {opts.max_frames}")
 
     own_processor = processor is None
     if processor is None:
@@ -613,138 +709,267 @@ def run_live(
         )
     else:
         processor.set_background(specs[0])
-    timer = processor.timer
-    own_source = isinstance(source, (int, str))
-    sinks: list[Any] = []
-    ok = False
-    stopped_by = "end"
-    frames = 0
     t_start = time.perf_counter()
+    src: Any = None
+    st: _LiveState | None = None
     try:
-        if own_source:
-            from vbg.sources import CameraSource
-
-            src: Any = CameraSource(source, size=size, fps=fps, mirror=mirror)
-        else:
-            src = source
-            if mirror and hasattr(src, "mirror"):
-                src.mirror = True
-        loop_mirror = mirror and not hasattr(src, "mirror")
-        if hasattr(src, "start"):
-            src.start()  # a camera that cannot be opened fails here
-        try:
-            first = _first_frame(src, read_timeout)
-            if first is None:
-                raise VbgError("the source delivered no frame")
-            h, w = first.image.shape[:2]
-            out_fps = float(getattr(src, "fps", None) or fps)
-            sinks = _open_outputs(outputs, w, h, out_fps, vcam_backend)
-            previews = [s for s in sinks if hasattr(s, "poll_actions")]
-            if show_fps:
-                for p in previews:
-                    p.show_overlay = True
-            live_sinks = [s for s in sinks if not isinstance(s, VideoFileSink)]
-
-            bg_index, blur_on, paused = 0, False, False
-            blur_spec = BackgroundSpec(kind="blur")
-            t_origin = first.t_capture
-            fps_ema: float | None = None
-            t_prev: float | None = None
-            last_out: np.ndarray | None = None
-            frame: Frame | None = first
-            processor.reset()  # a (re)started source: no state from a previous run
-            while True:
-                # --- hotkeys ---------------------------------------------------------------
-                quit_now = False
-                for p in previews:
-                    for action in p.poll_actions():
-                        if action == "quit":
-                            quit_now = True
-                        elif action in ("next_background", "prev_background"):
-                            step = 1 if action == "next_background" else -1
-                            bg_index = (bg_index + step) % len(specs)
-                            blur_on = False
-                            processor.set_background(specs[bg_index])
-                        elif action == "blur":
-                            blur_on = not blur_on
-                            processor.set_background(blur_spec if blur_on else specs[bg_index])
-                        elif action == "mirror":
-                            if hasattr(src, "mirror"):
-                                src.mirror = not src.mirror
-                            else:
-                                loop_mirror = not loop_mirror
-                        elif action == "pause":
-                            paused = not paused
-                if quit_now:
-                    stopped_by = "quit"
-                    break
-
-                # --- next frame ------------------------------------------------------------
-                if frame is None:
-                    frame = src.read(read_timeout)
-                    if frame is None:
-                        if getattr(src, "running", False):
-                            continue  # a camera reconnecting: keep the window alive
-                        stopped_by = "end"
-                        break
-                t_pick = time.perf_counter()
-                if paused and last_out is not None:
-                    # Keep the virtual camera and preview fed with the frozen picture; the
-                    # recording simply pauses.
-                    for s in live_sinks:
-                        s.write(last_out)
-                    frame = None
-                    continue
-                timer.add("capture", (t_pick - frame.t_capture) * 1000.0)
-                image = frame.image
-                if loop_mirror:
-                    image = np.ascontiguousarray(image[:, ::-1])
-                if image.shape[:2] != (h, w):
-                    raise VbgError(
-                        f"the source changed frame size from {w}x{h} to "
-                        f"{image.shape[1]}x{image.shape[0]}"
-                    )
-                out = processor.process(image)
-                status = _status_line(fps_ema, timer)
-                if show_fps and not previews:
-                    overlay_text(out, status)
-                for p in previews:
-                    p.set_status(status)
-                with timer.stage("output"):
-                    pts = frame.t_capture - t_origin
-                    for s in sinks:
-                        s.write(out, pts)
-                t_done = time.perf_counter()
-                timer.samples[GLASS_TO_GLASS].append((t_done - frame.t_capture) * 1000.0)
-                timer.end_frame()
-                last_out = out
-                frames += 1
-                if t_prev is not None:
-                    inst = 1.0 / max(t_done - t_prev, 1e-6)
-                    fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
-                t_prev = t_done
-                frame = None
-                if max_frames is not None and frames >= max_frames:
-                    stopped_by = "max_frames"
-                    break
-            ok = True
-        except KeyboardInterrupt:
-            # Ctrl-C is the ordinary way to stop a live run: finish the recording properly.
-            stopped_by = "interrupt"
-            ok = True
-        finally:
-            if hasattr(src, "stop"):
-                src.stop()
+        src = _open_live_source(source, opts)
+        st = _LiveState(opts=opts, src=src, proc=processor, specs=specs)
+        _run_loop(st)
     finally:
-        try:
-            _close_sinks(sinks, ok=ok)
-        finally:
-            if own_processor:
-                processor.close()
-    seconds = time.perf_counter() - t_start if frames else 0.0
+        if own_processor:
+            processor.close()
+    seconds = time.perf_counter() - t_start if st.frames else 0.0
     dropped = int(getattr(src, "dropped", 0))
-    log.info("live: %d frames, %d dropped, stopped by %s", frames, dropped, stopped_by)
-    return LiveResult(frames, dropped, seconds, timer, stopped_by)
+    log.info(
+        "live: %d frames, %d dropped, %d filler, stopped by %s",
+        st.frames,
+        dropped,
+        st.filler,
+        st.stopped_by,
+    )
+    return LiveResult(st.frames, dropped, seconds, processor.timer, st.stopped_by, st.filler)
+
+
+def _open_live_source(source: int | str | LiveSource, opts: LiveOptions) -> Any:
+    """A camera spec or file path -> a started live source; a source object is used as is."""
+    if isinstance(source, (int, str)):
+        from vbg.sources import CameraSource, PacedFileSource, is_stream_url, parse_camera_spec
+
+        spec = parse_camera_spec(source)
+        if isinstance(spec, str) and not is_stream_url(spec) and not spec.startswith("/dev/"):
+            src: Any = PacedFileSource(spec, loop=opts.loop, mirror=opts.mirror)
+        else:
+            src = CameraSource(spec, size=opts.size, fps=opts.fps, mirror=opts.mirror)
+    else:
+        src = source
+        if opts.mirror and hasattr(src, "mirror"):
+            src.mirror = True
+    if hasattr(src, "start"):
+        src.start()  # a camera that cannot be opened fails here
+    return src
+
+
+def _run_loop(st: _LiveState) -> None:
+    """Opens the outputs on the first frame, runs frames until a stop, and shuts down:
+    the source is released and every sink closed, whatever ended the loop."""
+    src, opts = st.src, st.opts
+    ok = True
+    try:
+        first = _first_frame(src, opts.read_timeout)
+        if first is None:
+            raise VbgError("the source delivered no frame")
+        _start_outputs(st, first)
+        frame: Frame | None = first
+        while True:
+            if apply_actions(st, [*st.previews, *opts.action_sources]):
+                st.stopped_by = "quit"
+                break
+            if frame is None:
+                frame = src.read(_read_timeout(st))
+            if frame is None:
+                if not getattr(src, "running", False):
+                    st.stopped_by = "end"
+                    if getattr(src, "finished", False):
+                        log.info("%s: reached the end", getattr(src, "name", "the source"))
+                    break
+                _fill_gap(st)  # a camera reconnecting: keep the call fed
+                continue
+            _step(st, frame)
+            frame = None
+            if opts.max_frames is not None and st.frames >= opts.max_frames:
+                st.stopped_by = "max_frames"
+                break
+    except KeyboardInterrupt as e:
+        # Ctrl-C (or SIGTERM/SIGHUP, see vbg.signals) is the ordinary way to stop a live run.
+        st.stopped_by = str(getattr(e, "signal_name", "") or "interrupt")
+        ok = opts.keep_partial
+    except BaseException:
+        ok = opts.keep_partial  # a recording cut short by an error is still finalized
+        _shutdown(st, ok=ok, quiet=True)
+        raise
+    _shutdown(st, ok=ok)
+
+
+def _shutdown(st: _LiveState, *, ok: bool, quiet: bool = False) -> None:
+    """Release the source, then finalize (ok) or remove recordings and close the rest."""
+    try:
+        if hasattr(st.src, "stop"):
+            st.src.stop()
+    finally:
+        if quiet:
+            with contextlib.suppress(VbgError, OSError):
+                _close_sinks(st.sinks, ok=ok)
+        else:
+            _close_sinks(st.sinks, ok=ok)
+        st.sinks = []
+
+
+def _start_outputs(st: _LiveState, first: Frame) -> None:
+    """The sinks, at the output size and rate, and the loop's clock."""
+    from vbg.sinks import VideoFileSink
+
+    opts = st.opts
+    h, w = first.image.shape[:2]
+    st.size = opts.output_size or (w, h)
+    src_fps = float(getattr(st.src, "fps", None) or opts.fps)
+    out_fps = src_fps if 1.0 <= src_fps <= 240.0 else opts.fps
+    st.period = 1.0 / out_fps
+    st.sinks = _open_outputs(opts.outputs, st.size[0], st.size[1], out_fps, opts.vcam_backend)
+    st.previews = [s for s in st.sinks if hasattr(s, "poll_actions")]
+    if opts.show_fps:
+        for p in st.previews:
+            p.show_overlay = True
+    st.live_sinks = [s for s in st.sinks if not isinstance(s, VideoFileSink)]
+    st.loop_mirror = opts.mirror and not hasattr(st.src, "mirror")
+    st.t_origin = first.t_capture
+    st.last_real_t = st.last_sent_t = time.perf_counter()
+    st.proc.reset()  # a (re)started source: no state from a previous run
+
+
+def apply_actions(st: _LiveState, sources: Sequence[ActionSource]) -> bool:
+    """Acts on the pending actions of every action source; True when one asked to quit."""
+    from vbg.backgrounds import BackgroundSpec
+
+    quit_now = False
+    for source in sources:
+        for action in source.poll_actions():
+            if action == "quit":
+                quit_now = True
+            elif action in ("next_background", "prev_background"):
+                step = 1 if action == "next_background" else -1
+                st.bg_index = (st.bg_index + step) % len(st.specs)
+                st.blur_on = False
+                st.proc.set_background(st.specs[st.bg_index])
+            elif action == "blur":
+                st.blur_on = not st.blur_on
+                blur = BackgroundSpec(kind="blur")
+                st.proc.set_background(blur if st.blur_on else st.specs[st.bg_index])
+            elif action == "mirror":
+                if hasattr(st.src, "mirror"):
+                    st.src.mirror = not st.src.mirror
+                else:
+                    st.loop_mirror = not st.loop_mirror
+            elif action == "pause":
+                st.paused = not st.paused
+    return quit_now
+
+
+def _fit_frame(st: _LiveState, image: np.ndarray) -> np.ndarray:
+    """Mirror (when the source cannot) and scale to the output size: a camera that comes
+    back at another size, or delivers another size than asked, is adapted to."""
+    from vbg.backgrounds import cover_fit
+
+    if st.loop_mirror:
+        image = np.ascontiguousarray(image[:, ::-1])
+    w, h = st.size
+    if image.shape[:2] != (h, w):
+        got = (image.shape[1], image.shape[0])
+        if got != st.warned_size:
+            st.warned_size = got
+            log.info("the source delivers %dx%d; scaling to %dx%d", *got, w, h)
+        image = cover_fit(image, h, w)
+    return image
+
+
+def _step(st: _LiveState, frame: Frame) -> None:
+    """One real frame: process it and write it to every sink."""
+    from vbg.sinks import overlay_text
+
+    timer = st.proc.timer
+    t_pick = time.perf_counter()
+    if st.paused and st.last_out is not None:
+        # Keep the virtual camera and preview fed with the frozen picture; the recording
+        # simply pauses.
+        _send_live(st, st.last_out)
+        return
+    timer.add("capture", (t_pick - frame.t_capture) * 1000.0)
+    out = st.proc.process(_fit_frame(st, frame.image))
+    status = _status_line(st.fps_ema, timer)
+    if st.opts.show_fps and not st.previews:
+        overlay_text(out, status)
+    for p in st.previews:
+        p.set_status(status)
+    with timer.stage("output"):
+        pts = frame.t_capture - st.t_origin
+        for s in st.sinks:
+            s.write(out, pts)
+    t_done = time.perf_counter()
+    timer.samples[GLASS_TO_GLASS].append((t_done - frame.t_capture) * 1000.0)
+    timer.end_frame()
+    if st.outage_frame is not None:
+        log.info("frames are flowing again")
+    st.last_out, st.outage_frame = out, None
+    st.last_real_t = st.last_sent_t = t_done
+    st.frames += 1
+    if st.frames % 1000 == 0:
+        _bound_samples(timer)
+    if st.t_prev is not None:
+        inst = 1.0 / max(t_done - st.t_prev, 1e-6)
+        st.fps_ema = inst if st.fps_ema is None else 0.9 * st.fps_ema + 0.1 * inst
+    st.t_prev = t_done
+
+
+def _bound_samples(timer: StageTimer) -> None:
+    """A live run may last all day: keep the per-frame timings of the last
+    LIVE_SAMPLE_WINDOW frames only (the summary is then over those), so memory stays flat."""
+    for values in timer.samples.values():
+        if len(values) > LIVE_SAMPLE_WINDOW:
+            del values[: len(values) - LIVE_SAMPLE_WINDOW]
+
+
+def _read_timeout(st: _LiveState) -> float:
+    """How long to wait for the source: with live outputs, only until the next frame is due
+    on them (so an outage never leaves a gap), otherwise the plain read timeout."""
+    if not st.live_sinks:
+        return st.opts.read_timeout
+    return max(0.001, st.last_sent_t + st.period - time.perf_counter())
+
+
+def _send_live(st: _LiveState, picture: np.ndarray) -> None:
+    for s in st.live_sinks:
+        s.write(picture)
+    st.last_sent_t = time.perf_counter()
+
+
+def _fill_gap(st: _LiveState) -> None:
+    """No frame from the source this period: send the live outputs a stand-in so the call
+    never freezes or drops the camera: first the last picture (a hiccup looks like nothing),
+    then that picture dimmed with a notice, then the plain background with the notice."""
+    now = time.perf_counter()
+    if st.last_out is None or not st.live_sinks or now - st.last_sent_t < 0.9 * st.period:
+        return
+    gap = now - st.last_real_t
+    opts = st.opts
+    if gap < opts.notice_after_s:
+        picture = st.last_out
+    else:
+        phase = "dim" if gap < opts.plain_after_s else "plain"
+        if st.outage_frame is None or st.outage_frame[0] != phase:
+            if st.outage_frame is None:
+                log.warning("no frames from the source; the virtual camera shows a notice")
+            st.outage_frame = (phase, _outage_picture(st, phase))
+        picture = st.outage_frame[1]
+    _send_live(st, picture)
+    st.filler += 1
+
+
+def _outage_picture(st: _LiveState, phase: str) -> np.ndarray:
+    """The last composite dimmed ("dim"), or the plain background ("plain"), with a notice."""
+    import cv2
+
+    from vbg.sinks import overlay_text
+
+    assert st.last_out is not None
+    base = st.last_out
+    comp = st.proc.compositor
+    if phase == "plain" and comp is not None and comp.background.shape == base.shape:
+        picture = comp.background.copy()
+    else:
+        picture = cv2.convertScaleAbs(base, alpha=0.45)
+    h = picture.shape[0]
+    overlay_text(picture, "camera reconnecting...", origin=(10, max(24, h - 16)))
+    return picture
 
 
 def _first_frame(src: Any, timeout: float) -> Frame | None:
@@ -770,17 +995,23 @@ def _status_line(fps: float | None, timer: StageTimer) -> str:
 
 
 def run_config(cfg: RunConfig) -> LiveResult:
-    """`vbg run` from its resolved config."""
-    result = run_live(
-        cfg.camera,
+    """`vbg run` from its resolved config. The outputs are always at --size: a camera that
+    delivers another size, or comes back at one, is scaled to it."""
+    options = LiveOptions(
         outputs=cfg.output,
         backgrounds=cfg.background,
         size=cfg.size,
+        output_size=cfg.size,
         fps=cfg.fps,
         mirror=cfg.mirror,
         show_fps=cfg.show_fps,
         vcam_backend=cfg.vcam_backend,
         max_frames=cfg.max_frames,
+        loop=cfg.loop,
+        keep_partial=cfg.keep_partial,
+    )
+    result = run_live(
+        cfg.camera,
         model=cfg.model,
         engine=cfg.engine,
         threads=cfg.threads,
@@ -788,6 +1019,7 @@ def run_config(cfg: RunConfig) -> LiveResult:
         edges=cfg.edges,
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
+        options=options,
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:

@@ -9,6 +9,7 @@ work happens exactly once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -45,12 +46,41 @@ def check_frame(frame: np.ndarray, width: int, height: int) -> None:
 
 
 def partial_path(path: str | os.PathLike[str]) -> Path:
-    """out.mp4 -> out.partial.mp4 (same folder, so the final rename is atomic)."""
+    """A new, unique temporary name beside ``path`` (same folder, so the final rename is
+    atomic): out.mp4 -> .out.<pid>-<random>.partial.mp4. The file is created empty (so no
+    other process, or this one, can get the same name) and can never be an existing file -
+    the input included, whatever it is called."""
     p = Path(path)
-    return p.with_name(f"{p.stem}.partial{p.suffix}")
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{p.stem}.{os.getpid()}-", suffix=f".partial{p.suffix}", dir=p.parent
+    )
+    os.close(fd)
+    return Path(tmp)
+
+
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Everything that would make writing ``path`` fail, checked before any work starts:
+    a missing or unwritable folder, a folder under the output name."""
+    p = Path(path)
+    parent = p.parent
+    if not parent.is_dir():
+        raise VbgError(f"output folder does not exist: {parent}")
+    if p.is_dir():
+        raise VbgError(f"the output {p} is a folder; give a file name")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VbgError(f"cannot write to {parent}: permission denied")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise VbgError(f"cannot replace {p}: the file is read-only")
 
 
 # --------------------------------------------------------------------------- video file
+
+
+def _muxer_for(path: Path) -> str | None:
+    """The muxer for the *final* name (the temporary name ends the same, but be explicit)."""
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}.get(
+        path.suffix.lower()
+    )
 
 
 def _fraction(x: float | Fraction | int) -> Fraction:
@@ -68,9 +98,10 @@ class VideoFileSink:
       1/fps apart.
     - Audio: the audio packets of ``audio_from`` are copied unchanged (no re-encode, no
       quality loss), interleaved with the video as it is written.
-    - The file is written to ``<stem>.partial<suffix>`` beside the target and renamed on
-      ``close()``, so the target name only ever holds a complete file; ``abort()`` deletes the
-      partial file. As a context manager, an exception aborts and a clean exit closes.
+    - The file is written to a unique temporary name beside the target (``partial_path``)
+      and renamed on ``close()``, so the target name only ever holds a complete file (from
+      one run, when several write it at once); ``abort()`` deletes the partial file.
+      As a context manager, an exception aborts and a clean exit closes.
     - yuv420p needs even sides: an odd last row/column is cropped off.
     """
 
@@ -87,8 +118,9 @@ class VideoFileSink:
     ) -> None:
         import av
 
+        from vbg.signals import track_temp
+
         self.path = Path(path)
-        self.partial = partial_path(self.path)
         self.width, self.height = int(width), int(height)
         if self.width < 2 or self.height < 2:
             raise ValueError(f"frame size must be at least 2x2, got {self.width}x{self.height}")
@@ -97,8 +129,12 @@ class VideoFileSink:
         self.fps = _fraction(fps)
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        if not self.path.parent.is_dir():
-            raise VbgError(f"output folder does not exist: {self.path.parent}")
+        check_output_path(self.path)
+        try:
+            self.partial = partial_path(self.path)
+        except OSError as e:
+            raise VbgError(f"cannot write {self.path}: {e.strerror or e}") from e
+        track_temp(self.partial)
         # Encoded size: yuv420p subsamples chroma 2x2, so x264 refuses odd sides.
         self._enc_w, self._enc_h = self.width & ~1, self.height & ~1
         self.frames_written = 0
@@ -110,8 +146,9 @@ class VideoFileSink:
         self.audio_packets_written = 0
         self.has_audio = False  # True once audio_from's audio stream is being copied
         try:
-            self._out = av.open(str(self.partial), mode="w")
+            self._out = av.open(str(self.partial), mode="w", format=_muxer_for(self.path))
         except av.FFmpegError as e:
+            self._forget_partial()
             raise VbgError(f"cannot write {self.path}: {' '.join(str(e).split())}") from e
         try:
             stream = self._out.add_stream("libx264", rate=self.fps)
@@ -132,24 +169,34 @@ class VideoFileSink:
             self._out.start_encoding()
         except av.FFmpegError as e:
             self._out.close()
-            self.partial.unlink(missing_ok=True)
+            self._forget_partial()
             self._close_audio_in()
             why = " ".join(str(e).split())
+            if isinstance(e, PermissionError) or getattr(e, "errno", None) == errno.EACCES:
+                raise VbgError(f"cannot write {self.path}: permission denied") from e
             if self.has_audio:  # most often: the muxer cannot hold the copied audio codec
                 why += f" (with the audio of {audio_from} copied in; is it supported in {self.path.suffix}?)"
             raise VbgError(f"cannot write {self.path}: {why}") from e
         except BaseException:
             self._out.close()
-            self.partial.unlink(missing_ok=True)
+            self._forget_partial()
             self._close_audio_in()
             raise
+
+    def _forget_partial(self) -> None:
+        from vbg.signals import untrack_temp
+
+        self.partial.unlink(missing_ok=True)
+        untrack_temp(self.partial)
 
     def _open_audio(self, src: Path) -> None:
         import av
 
+        from vbg.sources import codec_name, open_media
+
         try:
-            container = av.open(str(src), mode="r")
-        except av.FFmpegError as e:
+            container = open_media(src)
+        except (av.FFmpegError, UnicodeError) as e:
             raise VbgError(f"cannot read audio from {src}: {' '.join(str(e).split())}") from e
         if not container.streams.audio:
             container.close()
@@ -157,10 +204,10 @@ class VideoFileSink:
         in_stream = container.streams.audio[0]
         try:
             self._audio_out = self._out.add_stream_from_template(in_stream)
-        except (av.FFmpegError, ValueError) as e:
+        except (av.FFmpegError, ValueError, AttributeError) as e:
             container.close()
             raise VbgError(
-                f"cannot copy the {in_stream.codec_context.name} audio of {src} into "
+                f"cannot copy the {codec_name(in_stream)} audio of {src} into "
                 f"{self.path.suffix}: {e}"
             ) from e
         self._audio_in = container
@@ -225,6 +272,8 @@ class VideoFileSink:
         """
         import av
 
+        from vbg.signals import untrack_temp
+
         if self._closed:
             return
         self._closed = True
@@ -250,8 +299,9 @@ class VideoFileSink:
         try:
             os.replace(self.partial, self.path)
         except OSError as e:
-            self.partial.unlink(missing_ok=True)
+            self._forget_partial()
             raise VbgError(f"cannot move the finished video to {self.path}: {e.strerror}") from e
+        untrack_temp(self.partial)
 
     def abort(self) -> None:
         """Stop without producing a file: the partial file is removed. Idempotent."""
@@ -264,7 +314,7 @@ class VideoFileSink:
         with contextlib.suppress(Exception):  # the file is being thrown away anyway
             self._out.close()
         self._close_audio_in()
-        self.partial.unlink(missing_ok=True)
+        self._forget_partial()
 
     def _close_audio_in(self) -> None:
         if self._audio_in is not None:

@@ -296,11 +296,14 @@ def test_run_live_ctrl_c_finalizes_the_recording(tiny_card, tmp_path):
     p = fake_processor(tiny_card, ConstEngine(+20.0))
     res = run_live(FakeSource(100, interrupt_at=6), outputs=[str(out)], processor=p)
     assert res.stopped_by == "interrupt" and res.frames == 6
-    assert out.is_file() and not (tmp_path / "rec.partial.mp4").exists()
+    assert [f.name for f in tmp_path.iterdir()] == ["rec.mp4"]  # no temporary file left
     assert VideoFileSource(out).frame_count == 6
 
 
-def test_run_live_error_removes_the_recording(tiny_card, tmp_path):
+def test_run_live_error_finalizes_the_recording(tiny_card, tmp_path):
+    """A loop ending on an error keeps what was recorded (a playable file), then raises."""
+    from vbg.sources import VideoFileSource
+
     class Broken(FakeSource):
         def read(self, timeout=1.0):
             if self.i == 3:
@@ -311,7 +314,8 @@ def test_run_live_error_removes_the_recording(tiny_card, tmp_path):
     p = fake_processor(tiny_card, ConstEngine(+20.0))
     with pytest.raises(VbgError, match="unplugged"):
         run_live(Broken(10), outputs=[str(out)], processor=p)
-    assert list(tmp_path.iterdir()) == []
+    assert [f.name for f in tmp_path.iterdir()] == ["rec.mp4"]
+    assert VideoFileSource(out).frame_count == 3
 
 
 def test_run_live_checks_outputs_and_backgrounds_first(tiny_card, tmp_path):

@@ -4,6 +4,7 @@ camera through pyvirtualcam's own backend registry, and the preview's pure parts
 from __future__ import annotations
 
 import glob
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,8 +85,45 @@ def transcode(src_path: Path, out: Path, audio: bool = True, **kw) -> VideoFileS
 # --------------------------------------------------------------------------- VideoFileSink
 
 
-def test_partial_path() -> None:
-    assert partial_path("/x/out.mp4") == Path("/x/out.partial.mp4")
+def test_partial_path_is_unique_beside_the_output_and_never_an_existing_file(
+    tmp_path: Path,
+) -> None:
+    # The old fixed name out.partial.mp4 destroyed an input called that.
+    existing = tmp_path / "out.partial.mp4"
+    existing.write_bytes(b"precious")
+    names = {partial_path(tmp_path / "out.mp4") for _ in range(20)}
+    assert len(names) == 20 and existing not in names
+    for p in names:
+        assert p.parent == tmp_path and p.name.startswith(".out.") and ".partial" in p.name
+        assert p.suffix == ".mp4"
+    assert existing.read_bytes() == b"precious"
+
+
+def test_process_input_named_like_the_old_partial_name_survives(tmp_path: Path, clip: Path) -> None:
+    """Regression: clip.partial.mp4 -> -o clip.mp4 truncated and deleted the input."""
+    src = tmp_path / "clip.partial.mp4"
+    src.write_bytes(clip.read_bytes())
+    before = src.read_bytes()
+    transcode(src, tmp_path / "clip.mp4")
+    assert src.read_bytes() == before and (tmp_path / "clip.mp4").is_file()
+
+
+def test_output_path_checks(tmp_path: Path) -> None:
+    from vbg.sinks import check_output_path
+
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(VbgError, match="is a folder"):
+        VideoFileSink(tmp_path / "dir.mp4", FPS, W, H)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(VbgError, match="permission denied"):
+            check_output_path(locked / "out.mp4")
+    finally:
+        locked.chmod(0o700)
 
 
 def test_video_sink_keeps_frames_timing_and_audio(tmp_path: Path, clip: Path) -> None:

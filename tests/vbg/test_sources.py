@@ -373,18 +373,65 @@ def test_camera_start_stop_idempotent_and_read_after_stop() -> None:
     assert time.perf_counter() - t0 < 2.0
 
 
-def test_camera_thread_error_is_raised_by_read() -> None:
-    class Broken(FakeCapture):
-        def read(self):
-            raise RuntimeError("driver exploded")
+def test_camera_read_that_raises_is_camera_loss_and_recovers() -> None:
+    """A driver error inside read() is an outage: the capture is reopened, frames resume."""
+    caps: list[FakeCapture] = []
 
-    cam = CameraSource(0, capture_factory=lambda s: Broken())
-    cam.start()
-    try:
-        with pytest.raises(VbgError, match="driver exploded"):
-            cam.read(2.0)
-    finally:
-        cam.stop()
+    class Flaky(FakeCapture):
+        def read(self):
+            if self.n >= 5:
+                raise RuntimeError("driver exploded")
+            return super().read()
+
+    def factory(spec):
+        caps.append(Flaky())
+        return caps[-1]
+
+    cam = CameraSource(0, capture_factory=factory, backoff=(0.01, 0.05))
+    with cam:
+        deadline = time.perf_counter() + 5.0
+        while cam.reconnects < 2 and time.perf_counter() < deadline:
+            cam.read(0.5)
+        assert cam.running and cam.reconnects >= 2 and cam.outages >= 2
+        assert cam.read(2.0) is not None
+    assert all(c.released for c in caps)
+
+
+def test_camera_stalled_read_is_abandoned_and_reopened() -> None:
+    """A read that blocks (a stalled driver, a dead stream) is given up after stall_s."""
+    caps: list[FakeCapture] = []
+
+    class Staller(FakeCapture):
+        def read(self):
+            if len(caps) == 1 and self.n >= 3:
+                time.sleep(1.0)  # stuck (long past stall_s)
+            return super().read()
+
+    def factory(spec):
+        caps.append(Staller())
+        return caps[-1]
+
+    with CameraSource(0, capture_factory=factory, stall_s=0.2, backoff=(0.01, 0.05)) as cam:
+        deadline = time.perf_counter() + 5.0
+        while cam.reconnects < 1 and time.perf_counter() < deadline:
+            cam.read(0.2)
+        assert cam.reconnects == 1 and len(caps) == 2
+        assert cam.read(1.0) is not None
+
+
+def test_camera_that_keeps_failing_backs_off_quietly(caplog) -> None:
+    """A device that opens but never delivers is retried with backoff, not in a busy loop,
+    and warned about once at most."""
+    opens: list[float] = []
+
+    def factory(spec):
+        opens.append(time.perf_counter())
+        return FakeCapture(fail_after=0, period=0.0)
+
+    with CameraSource(0, capture_factory=factory, fail_threshold=1, backoff=(0.02, 0.1)) as cam:
+        assert cam.read(0.6) is None and cam.running
+    assert 3 <= len(opens) <= 12
+    assert sum("reconnecting" in r.message for r in caplog.records) <= 1
 
 
 # --------------------------------------------------------------------------- PacedFileSource
