@@ -1,26 +1,33 @@
-"""vbg against the tool people use today, on the same frames, in the same run.
+"""vbg against the tools people use today, on the same frames, in the same run.
 
-The peer is what Linux users run now (Linux-Fake-Background-Webcam and many scripts):
-MediaPipe's selfie segmenter (the "landscape" model, 144x256) with OpenCV compositing into a
-virtual camera. Here it gets *vbg's own* temporal smoothing, upsampling/feathering,
-Compositor and virtual-camera sink, so the two differ only in the segmenter (model,
-preprocessing, runtime): the FPS ratio is the segmenter's, not an artefact of glue code.
+Three peers, all on MediaPipe's selfie segmenter (the "landscape" model, 144x256), which
+is what Linux users run now (Linux-Fake-Background-Webcam, OBS scripts, many small
+scripts), each at 1 and at 2 threads (engine threads and OpenCV's), beside vbg:
 
-- Speed: both run frame by frame in alternating blocks (vbg, peer, then peer, vbg, ...) on
-  the same decoded frames, each with the pipeline's StageTimer; reported: FPS, the ratio
-  vbg/peer, per-stage p50/p95.
-- Quality (with --ann/--images, a COCO test split): IoU/Dice through vbg.evaluate for both,
-  two ways: "raw" (model probability, bilinear to full size, threshold 0.5: the peer as
-  MediaPipe hands it out) and "pipeline" (the alpha matte that is actually composited,
-  which is what `vbg eval` scores).
+- "mp+vbg-post": the model inside *vbg's own* FrameProcessor (temporal smoothing, guided
+  upsampling, Compositor): the two differ only in the segmenter, so this ratio is the
+  network's.
+- "mp-lean": a MediaPipe script as users write it: resize, the model, an EMA of the mask,
+  bilinear upsampling, a float blend in numpy.
+- "lfbw-style": Linux-Fake-Background-Webcam's mask steps (its defaults: the probability
+  upsampled to the frame, thresholded at 0.75, dilated 5x5, box-blurred 10x10, an EMA at
+  50 %, cv2.blendLinear in float), all at frame resolution.
+
+- Speed: every system frame by frame in rotating blocks on the same decoded frames, each
+  with the pipeline's StageTimer and the same virtual-camera sink (null device); the whole
+  measurement repeated (--repeats), reported as the median and the spread (min-max) of
+  FPS, CPU ms/frame, frame p50/p95 over the repeats, and the FPS ratio of vbg to each peer.
+- Quality (with --ann/--images, a COCO test split): IoU/Dice through vbg.evaluate, "raw"
+  (model probability, bilinear to full size, threshold 0.5) and "pipeline" (the matte each
+  system actually composites).
 
 The peer's model is the Apache-2.0 `selfie_segmentation_landscape.tflite` inside PyPI's
 mediapipe 0.10.21 wheel (later wheels no longer ship it). This script downloads that wheel
 once with `pip download` into a cache folder and extracts the one file; it is never part of
-the repository. It runs with ai-edge-litert (LiteRT, the TFLite runtime), 2 threads.
+the repository. It runs with ai-edge-litert (LiteRT, the TFLite runtime).
 
-    python -m benchmarks.peers --model assets/models/default.json \
-        --ann runs/r1/splits/test.json --images /path/to/persons/images
+    python -m benchmarks.peers --engine openvino --frames 300 --repeats 3 \
+        --ann runs/r1/splits/test.json --images /path/to/persons
 """
 
 from __future__ import annotations
@@ -58,7 +65,13 @@ WHEEL_TAGS = (
 DEFAULT_CACHE = Path("~/.cache/vbg/peers")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 PEER_THREADS = 2
-NAMES = ("vbg", "peer")
+THREADS = (1, 2)
+SYSTEMS = ("vbg", "mp+vbg-post", "mp-lean", "lfbw-style")
+# Linux-Fake-Background-Webcam's defaults (lfbw.py): --threshold 75, postprocess on.
+LFBW_THRESHOLD = 0.75
+LFBW_DILATE = 5
+LFBW_BLUR = 10
+EMA = 0.5  # weight of the new mask, for both the lean script and lfbw's update speed
 
 
 # ---------------------------------------------------------------------------- the peer model
@@ -176,6 +189,7 @@ class MediaPipeSegmenter:
         self.card = None  # no vbg model card: the peer's preprocessing is fixed, above
         h, w = self.engine.height, self.engine.width
         self._small = np.empty((h, w, 3), np.uint8)
+        self.small = self._small  # the stretched frame: the guided filter's small guide
         self._rgb = np.empty((h, w, 3), np.uint8)
         self._x = np.empty((1, h, w, 3), np.float32)
 
@@ -221,13 +235,7 @@ def peer_processor(segmenter: MediaPipeSegmenter, background: str, size_hw: tupl
     )
 
 
-# ---------------------------------------------------------------------------- A/B and ratio
-
-
-def ab_schedule(n_frames: int, block: int) -> list[tuple[str, int, int]]:
-    """vbg and peer over the same frames in blocks, alternating who goes first:
-    (vbg, peer), (peer, vbg), (vbg, peer), ... (see vbg.bench.schedule)."""
-    return vb.schedule(NAMES, n_frames, block)
+# ---------------------------------------------------------------------------- ratio
 
 
 def fps_ratio(vbg_fps: float, peer_fps: float) -> float:
@@ -276,26 +284,224 @@ def quality(ann: Path, images: Path, processors: dict[str, Any]) -> dict[str, An
     return out
 
 
+# ---------------------------------------------------------------------------- the other peers
+
+
+def fitted_background(background: str, size_hw: tuple[int, int]) -> np.ndarray:
+    """The background image (or colour) at the frame size, as a script would prepare it."""
+    from vbg.backgrounds import parse_background
+    from vbg.compose import Compositor
+
+    return Compositor(parse_background(background), size_hw).background.copy()
+
+
+class LeanMediaPipe:
+    """A MediaPipe background script as users write it: the model on the frame resized to
+    256x144, an EMA of the mask at that size, a bilinear upsampling to the frame and a
+    float blend in numpy, `frame * m + background * (1 - m)`."""
+
+    def __init__(self, segmenter: MediaPipeSegmenter, background_bgr: np.ndarray) -> None:
+        from vbg.timing import StageTimer
+
+        self.segmenter = segmenter
+        self.background = background_bgr
+        self.timer = StageTimer()
+        self._state: np.ndarray | None = None
+
+    @property
+    def engine_name(self) -> str:
+        return self.segmenter.engine.name
+
+    def _matte(self, frame_bgr: np.ndarray) -> np.ndarray:
+        import cv2
+
+        prob = self.segmenter(frame_bgr, timer=self.timer)
+        with self.timer.stage("smoothing"):
+            if self._state is None:
+                self._state = prob
+            else:
+                self._state = EMA * prob + (1.0 - EMA) * self._state
+            h, w = frame_bgr.shape[:2]
+            return cv2.resize(self._state, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+        m = self._matte(frame_bgr)
+        with self.timer.stage("compositing"):
+            m3 = m[..., None]
+            return (frame_bgr * m3 + self.background * (1.0 - m3)).astype(np.uint8)
+
+    def mask(self, frame_bgr: np.ndarray) -> np.ndarray:
+        return np.clip(self._matte(frame_bgr) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def reset(self) -> None:
+        self._state = None
+
+    def close(self) -> None:
+        self.segmenter.engine.close()
+
+
+class LfbwStyle(LeanMediaPipe):
+    """Linux-Fake-Background-Webcam's compose_frame with its defaults: the mask at frame
+    resolution (MediaPipe's solution hands it out upsampled), thresholded at 0.75 into
+    0/1, dilated 5x5, box-blurred 10x10, blended with the previous mask at 50 %, then
+    cv2.blendLinear in float with the weights mask and 1 - mask."""
+
+    def _matte(self, frame_bgr: np.ndarray) -> np.ndarray:
+        import cv2
+
+        prob = self.segmenter(frame_bgr, timer=self.timer)
+        with self.timer.stage("smoothing"):
+            h, w = frame_bgr.shape[:2]
+            mask = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+            cv2.threshold(mask, LFBW_THRESHOLD, 1, cv2.THRESH_BINARY, dst=mask)
+            kernel = np.ones((LFBW_DILATE, LFBW_DILATE), np.uint8)
+            cv2.dilate(mask, kernel, iterations=1, dst=mask)
+            cv2.blur(mask, (LFBW_BLUR, LFBW_BLUR), dst=mask)
+            if self._state is None or self._state.shape != mask.shape:
+                self._state = mask
+            else:
+                cv2.accumulateWeighted(mask, self._state, EMA)
+            return self._state
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+        import cv2
+
+        m = self._matte(frame_bgr)
+        with self.timer.stage("compositing"):
+            return cv2.blendLinear(frame_bgr, self.background, m, 1 - m)
+
+
+class WithThreads:
+    """A processor run with `threads` OpenCV threads (OpenCV's count is global: it is set
+    when this processor's block starts, not per frame)."""
+
+    def __init__(self, processor: Any, threads: int) -> None:
+        self.processor = processor
+        self.threads = threads
+        self.timer = processor.timer
+
+    @property
+    def engine_name(self) -> str:
+        return str(getattr(self.processor, "engine_name", "?"))
+
+    @property
+    def segmenter(self) -> Any:
+        return self.processor.segmenter
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if cv2.getNumThreads() != self.threads:
+            cv2.setNumThreads(self.threads)
+        return self.processor.process(frame_bgr)
+
+    def reset(self) -> None:
+        self.processor.reset()
+
+    def close(self) -> None:
+        self.processor.close()
+
+
+def build_systems(
+    args: argparse.Namespace, peer_model: Path, background: str, size_wh: tuple[int, int]
+) -> list[vb.Contender]:
+    """Every system at every thread count: names like 'mp-lean@1t'."""
+    w, h = size_wh
+    bg = fitted_background(background, (h, w))
+    out = []
+    for t in args.thread_counts:
+        ours = vb.build_contender(
+            "vbg",
+            args.engine,
+            model=args.model,
+            size=(w, h),
+            background=background,
+            threads=t,
+            fps=vb.SYNTHETIC_FPS,
+        )
+        procs = {
+            "vbg": ours.processor,
+            "mp+vbg-post": peer_processor(MediaPipeSegmenter(peer_model, t), background, (h, w)),
+            "mp-lean": LeanMediaPipe(MediaPipeSegmenter(peer_model, t), bg),
+            "lfbw-style": LfbwStyle(MediaPipeSegmenter(peer_model, t), bg),
+        }
+        for name in SYSTEMS:
+            sink = ours.sink if name == "vbg" else vb.null_vcam_sink(w, h, vb.SYNTHETIC_FPS)
+            out.append(vb.Contender(f"{name}@{t}t", WithThreads(procs[name], t), sink))
+    return out
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median and min-max of per-repeat numbers."""
+    a = np.asarray(values, dtype=np.float64)
+    return {"median": float(np.median(a)), "min": float(a.min()), "max": float(a.max())}
+
+
+def aggregate(repeats: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per system: median and spread over the repeats of FPS, CPU ms/frame, frame p50/p95,
+    and the medians of inference and outside-inference p50."""
+    rows = []
+    for i, first in enumerate(repeats[0]):
+        rs = [rep[i] for rep in repeats]
+        outside = [r["outside_inference_ms"]["p50"] for r in rs if r.get("outside_inference_ms")]
+        rows.append(
+            {
+                "name": first["name"],
+                "engine": first.get("engine"),
+                "fps": spread([r["fps"] for r in rs]),
+                "cpu_ms_per_frame": spread([r["cpu_ms_per_frame"] for r in rs]),
+                "frame_p50": spread([r["end_to_end_ms"]["p50"] for r in rs]),
+                "frame_p95": spread([r["end_to_end_ms"]["p95"] for r in rs]),
+                "inference_p50": float(np.median([r["stages_ms"]["inference"]["p50"] for r in rs])),
+                "outside_inference_p50": float(np.median(outside)) if outside else float("nan"),
+            }
+        )
+    return rows
+
+
+def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """vbg's median FPS over each peer's at the same thread count: {'mp-lean@1t': r}."""
+    fps = {r["name"]: r["fps"]["median"] for r in rows}
+    out = {}
+    for name, v in fps.items():
+        system, _, t = name.partition("@")
+        if system != "vbg" and f"vbg@{t}" in fps:
+            out[name] = fps_ratio(fps[f"vbg@{t}"], v)
+    return out
+
+
 # ---------------------------------------------------------------------------- report
+
+
+def _sp(s: dict[str, float], fmt: str = "{:.1f}") -> str:
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
 
 
 def markdown(report: dict[str, Any]) -> str:
     m, cfg = report["machine"], report["config"]
     lines = [
-        f"# vbg vs MediaPipe selfie segmenter (landscape), {cfg['input_size']}",
+        f"# vbg vs three MediaPipe selfie-segmenter peers, {cfg['input_size']}",
         "",
         f"Machine: {m['cpu']}, {m['usable_cores']} cores usable (load {m.get('load_average_1m')}"
-        f" at start). vbg: model `{cfg['model']}`, engine {report['results'][0].get('engine')},"
-        f" threads {cfg['threads'] or 'default'}. Peer: `{MODEL_FILE}` (mediapipe "
-        f"{MEDIAPIPE_VERSION}), LiteRT {cfg['peer_threads']} threads. Both: vbg's smoothing, "
-        "refinement, compositing and virtual-camera sink (null device).",
-        f"Input: {cfg['input']}, {cfg['frames']} frames each (+{cfg['warmup']} warm-up), "
-        f"alternating blocks of {cfg['block']}.",
+        f" at start). vbg: model `{cfg['model']}`, engine {cfg['engine']}. Peers: "
+        f"`{MODEL_FILE}` (mediapipe {MEDIAPIPE_VERSION}) on LiteRT. Threads: engine and "
+        "OpenCV, per system. Sink: the virtual-camera sink on a null device, for all.",
+        f"Input: {cfg['input']}, {cfg['frames']} frames per system per repeat "
+        f"(+{cfg['warmup']} warm-up), rotating blocks of {cfg['block']}, {cfg['repeats']} "
+        "repeats: median (min-max) over the repeats.",
         "",
-        f"**FPS ratio vbg/peer: {report['fps_ratio']:.2f}**",
-        "",
-        vb.format_markdown(report["results"], label="system"),
+        "| system | FPS | CPU ms/frame | frame p50 | frame p95 | inference p50 | "
+        "outside inference p50 | vbg FPS / this |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    for r in report["results"]:
+        ratio = report["fps_ratios"].get(r["name"])
+        lines.append(
+            f"| {r['name']} | {_sp(r['fps'])} | {_sp(r['cpu_ms_per_frame'])} | "
+            f"{_sp(r['frame_p50'], '{:.2f}')} | {_sp(r['frame_p95'], '{:.2f}')} | "
+            f"{r['inference_p50']:.2f} | {r['outside_inference_p50']:.2f} | "
+            f"{'-' if ratio is None else f'{ratio:.2f}'} |"
+        )
     q = report.get("quality")
     if q:
         lines += [
@@ -316,21 +522,26 @@ def markdown(report: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.peers",
-        description="vbg vs the MediaPipe selfie-segmenter peer: FPS ratio, per-stage "
-        "latency, IoU. Same frames, same compositing, same run.",
+        description="vbg vs three MediaPipe selfie-segmenter peers at 1 and 2 threads: FPS, "
+        "CPU ms/frame, frame p50/p95 with spreads over repeats, IoU. Same frames, same run.",
     )
     p.add_argument("--input", default=None, help="video/image (default: the bundled sample clip)")
     p.add_argument("--synthetic", action="store_true", help="synthetic frames instead of --input")
     p.add_argument("--size", default="1280x720", help="frame size WxH (default 1280x720)")
-    p.add_argument("--frames", type=int, default=600, help="timed frames per system (default 600)")
+    p.add_argument("--frames", type=int, default=300, help="timed frames per system (300)")
     p.add_argument("--warmup", type=int, default=30, help="untimed frames first (default 30)")
-    p.add_argument("--block", type=int, default=vb.DEFAULT_BLOCK, help="frames per A/B turn")
+    p.add_argument("--block", type=int, default=vb.DEFAULT_BLOCK, help="frames per turn")
+    p.add_argument("--repeats", type=int, default=3, help="whole measurements (default 3)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=list(THREADS),
+        dest="thread_counts",
+        help="thread counts, each system at each (default: 1 2)",
+    )
     p.add_argument("--model", default=None, help="vbg model card (default: the bundled model)")
     p.add_argument("--engine", default="auto", help="vbg engine (default auto)")
-    p.add_argument(
-        "--threads", type=int, default=None, help="vbg engine threads (default: its own)"
-    )
-    p.add_argument("--peer-threads", type=int, default=PEER_THREADS, help="LiteRT threads (2)")
     p.add_argument("--background", default=None, help="background (default: first bundled image)")
     p.add_argument("--ann", type=Path, default=None, help="COCO json of the test split (for IoU)")
     p.add_argument(
@@ -344,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--peer-model", type=Path, default=None, help="a local .tflite (skips pip)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    p.add_argument("--tag", default=None, help="file name stem (default peers-WxH)")
+    p.add_argument("--tag", default=None, help="file name stem (default peers-WxH-ENGINE)")
     return p
 
 
@@ -361,6 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if (args.ann is None) != (args.images is None):
         raise VbgError("--ann and --images go together")
+    if args.repeats < 1 or args.frames < 1:
+        raise VbgError("--repeats and --frames must be >= 1")
     w, h = vb.parse_size(args.size)
     peer_model = args.peer_model or ensure_peer_model(args.cache)
     count = min(args.frames + args.warmup, 120)  # looped; 120 1080p frames are 750 MB
@@ -373,73 +586,57 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         frames, _ = vb.load_frames(path, count, (w, h))
         source = str(path)
     background = args.background or vb.default_background()
-
-    ours = vb.build_contender(
-        "vbg",
-        args.engine,
-        model=args.model,
-        size=(w, h),
-        background=background,
-        threads=args.threads,
-        fps=vb.SYNTHETIC_FPS,
-    )
-    peer = vb.Contender(
-        "peer",
-        peer_processor(MediaPipeSegmenter(peer_model, args.peer_threads), background, (h, w)),
-        vb.null_vcam_sink(w, h, vb.SYNTHETIC_FPS),
-    )
+    machine = vb.machine_info()
+    systems = build_systems(args, peer_model, background, (w, h))
     try:
         t0 = time.perf_counter()
-        vb.measure([ours, peer], frames, n_frames=args.frames, warmup=args.warmup, block=args.block)
+        repeats = []
+        for _ in range(args.repeats):
+            fresh = [vb.Contender(c.name, c.processor, c.sink) for c in systems]
+            vb.measure(fresh, frames, n_frames=args.frames, warmup=args.warmup, block=args.block)
+            repeats.append([vb.result_of(c, engine=c.processor.engine_name) for c in fresh])
         speed_s = time.perf_counter() - t0
-        seg = ours.processor.segmenter
-        results = [
-            vb.result_of(
-                ours,
-                engine=ours.processor.engine_name,
-                **vb.model_info(ours),
-                input_size=f"{w}x{h}",
-                model_input="{1}x{0}".format(*seg.input_size(h, w)),
-            ),
-            vb.result_of(
-                peer,
-                engine=peer.processor.engine_name,
-                model=MODEL_FILE,
-                input_size=f"{w}x{h}",
-                model_input="256x144",
-            ),
-        ]
+        engine = systems[0].processor.engine_name
         q = None
         if args.ann is not None:
-            q = quality(args.ann, args.images, {"vbg": ours.processor, "peer": peer.processor})
+            top = max(args.thread_counts)
+            procs = {
+                c.name.partition("@")[0]: c.processor.processor
+                for c in systems
+                if c.name.endswith(f"@{top}t")
+            }
+            q = quality(args.ann, args.images, procs)
     finally:
-        vb.close_contender(ours)
-        vb.close_contender(peer)
+        for c in systems:
+            vb.close_contender(c)
 
+    rows = aggregate(repeats)
     report = {
         "benchmark": "peers",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": vb.machine_info(args.threads),
+        "machine": machine,
         "config": {
             "input": source,
             "input_size": f"{w}x{h}",
             "frames": args.frames,
             "warmup": args.warmup,
             "block": args.block,
+            "repeats": args.repeats,
+            "threads": args.thread_counts,
             "background": background,
             "model": str(args.model) if args.model else "default",
-            "threads": args.threads,
-            "peer_threads": args.peer_threads,
+            "engine": engine,
             "peer_model": str(peer_model),
             "peer_model_sha256": sha256(peer_model),
             "ann": str(args.ann) if args.ann else None,
             "speed_seconds": speed_s,
         },
-        "fps_ratio": fps_ratio(results[0]["fps"], results[1]["fps"]),
-        "results": results,
+        "fps_ratios": ratios(rows),
+        "results": rows,
+        "repeats": repeats,
         "quality": q,
     }
-    tag = args.tag or f"peers-{w}x{h}"
+    tag = args.tag or f"peers-{w}x{h}-{args.engine}"
     out = Path(args.out)
     vb.write_json(out / f"{tag}.json", report)
     md = markdown(report)

@@ -390,8 +390,18 @@ def result_of(c: Contender, **extra: Any) -> dict[str, Any]:
         "cpu_percent": 100.0 * c.cpu_s / c.wall_s if c.wall_s > 0 else float("nan"),
         "late_frames": c.late_frames,
         "end_to_end_ms": percentiles(c.frame_ms) if c.frame_ms else None,
+        "outside_inference_ms": outside_inference(c.timer),
         "stages_ms": ordered,
     }
+
+
+def outside_inference(timer: StageTimer) -> dict[str, float] | None:
+    """Percentiles of each frame's timed stages minus its inference: everything vbg does
+    around the network (None unless every frame has both)."""
+    total, inf = timer.samples.get("total", []), timer.samples.get("inference", [])
+    if not total or len(total) != len(inf):
+        return None
+    return percentiles(np.subtract(total, inf))
 
 
 # ---------------------------------------------------------------------------- report
@@ -411,6 +421,7 @@ def format_table(results: Sequence[dict[str, Any]], *, label: str = "engine") ->
         "e2e p50",
         "p95",
         "p99",
+        "non-inference p50/p95",
         *[f"{s} p50/p95" for s in stages],
         "CPU ms/f",
     ]
@@ -425,6 +436,8 @@ def format_table(results: Sequence[dict[str, Any]], *, label: str = "engine") ->
             _fmt(e2e["p95"]),
             _fmt(e2e["p99"]),
         ]
+        out_inf = r.get("outside_inference_ms")
+        row.append(f"{_fmt(out_inf['p50'])}/{_fmt(out_inf['p95'])}" if out_inf else "-")
         for s in stages:
             st = r["stages_ms"].get(s)
             row.append(f"{_fmt(st['p50'])}/{_fmt(st['p95'])}" if st else "-")

@@ -4,9 +4,15 @@ Where the matte is soft (hair, the outline's last few pixels), a pixel is partly
 partly the old background. Blending it as it is carries the old background's colour into
 the new scene: a light fringe around a person who stood before a white door. Here each such
 pixel's colour is replaced by the mean colour of the sure-foreground pixels around it, so
-the soft edge mixes the person's own colour with the new background. It costs a few ms per
-720p frame (two box filters at full resolution), so `vbg process` uses it and `vbg run`
-does not.
+the soft edge mixes the person's own colour with the new background.
+
+The mean over a window of 2*radius+1 pixels is smooth, so it is computed at 1/f of the
+resolution (f a power of two up to radius/2: 4 for the default radius 8), from exact 2x
+halvings of the sure-foreground colours and of the sure mask: a box filter there, one
+division, and a bilinear upsampling of the result, applied only on the soft band. Where no
+sure foreground is near, the small mean falls back to the frame's own colour, so the band
+fades back to its original colours instead of to black. It costs ~1-2 ms per 720p frame on
+2 cores (the same at full resolution cost 13 ms); `vbg process` uses it, `vbg run` does not.
 """
 
 from __future__ import annotations
@@ -14,13 +20,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vbg.resize import AreaShrinker
+
+
+def reduction(radius: int) -> int:
+    """The power-of-two factor the mean colour is computed at: radius / 2 at most."""
+    f = max(1, radius // 2)
+    return 1 << (f.bit_length() - 1)
+
 
 class EdgeColors:
     """frame BGR uint8 + alpha uint8 -> frame with decontaminated edge colours.
 
     sure: alpha at and above which a pixel counts as certainly person.
     radius: half-size of the window that sure-foreground colours are averaged over.
-    The returned array is a buffer reused by the next call (copy it to keep it).
+    The returned array is a buffer reused by the next call (copy it to keep it); a frame
+    allocates nothing.
     """
 
     def __init__(self, radius: int = 8, sure: int = 230) -> None:
@@ -30,7 +45,11 @@ class EdgeColors:
             raise ValueError("sure must be in 1..255")
         self.radius = radius
         self.sure = sure
+        self.factor = reduction(radius)
+        r = max(1, round(radius / self.factor))
+        self._ksize = (2 * r + 1, 2 * r + 1)
         self._bufs: dict[str, np.ndarray] = {}
+        self._shrink = {name: AreaShrinker() for name in ("colour", "sure", "frame")}
 
     def _buf(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         b = self._bufs.get(name)
@@ -38,31 +57,63 @@ class EdgeColors:
             b = self._bufs[name] = np.empty(shape, dtype=dtype)
         return b
 
+    def _small_mean(
+        self, frame_bgr: np.ndarray, alpha: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(mean sure-foreground colour, uint8 (h, w, 3); where it is defined, 0/255 (h, w))
+        at 1/factor of the frame's resolution."""
+        H, W = alpha.shape
+        f = self.factor
+        h, w = max(1, H // f), max(1, W // f)
+        sure = self._buf("sure", (H, W), np.uint8)
+        sure3 = self._buf("sure3", (H, W, 3), np.uint8)
+        colour = self._buf("colour", (H, W, 3), np.uint8)
+        cv2.compare(alpha, self.sure, cv2.CMP_GE, dst=sure)  # 0 / 255
+        cv2.cvtColor(sure, cv2.COLOR_GRAY2BGR, dst=sure3)
+        cv2.bitwise_and(frame_bgr, sure3, dst=colour)  # the sure pixels' colours, else 0
+
+        # Block means (exact 2x halvings) of the masked colours and of the mask.
+        c_small = self._shrink["colour"](colour, (w, h), self._buf("c_small", (h, w, 3), np.uint8))
+        m_small = self._shrink["sure"](sure, (w, h), self._buf("m_small", (h, w), np.uint8))
+        # Window sums in float: mean colour = 255 * sum(masked colour) / sum(mask).
+        c_sum = self._buf("c_sum", (h, w, 3), np.float32)
+        m_sum = self._buf("m_sum", (h, w), np.float32)
+        m_sum3 = self._buf("m_sum3", (h, w, 3), np.float32)
+        np.copyto(c_sum, c_small, casting="unsafe")
+        np.copyto(m_sum, m_small, casting="unsafe")
+        cv2.boxFilter(c_sum, -1, self._ksize, dst=c_sum, normalize=False)
+        cv2.boxFilter(m_sum, -1, self._ksize, dst=m_sum, normalize=False)
+        cv2.cvtColor(m_sum, cv2.COLOR_GRAY2BGR, dst=m_sum3)
+        mean = self._buf("mean", (h, w, 3), np.uint8)
+        cv2.divide(c_sum, m_sum3, dst=mean, scale=255.0, dtype=cv2.CV_8U)  # x / 0 -> 0
+        near = self._buf("near", (h, w), np.uint8)
+        cv2.compare(m_sum, 0.5, cv2.CMP_GT, dst=near)
+        # No sure foreground in the window: the frame's own colour, so the bilinear
+        # upsampling fades the band back to its original colours at the far end.
+        far = self._buf("far", (h, w), np.uint8)
+        cv2.bitwise_not(near, dst=far)
+        f_small = self._shrink["frame"](
+            frame_bgr, (w, h), self._buf("f_small", (h, w, 3), np.uint8)
+        )
+        cv2.copyTo(f_small, far, mean)
+        return mean, near
+
     def __call__(self, frame_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         if frame_bgr.dtype != np.uint8 or alpha.dtype != np.uint8:
             raise TypeError("frame and alpha must be uint8")
         H, W = alpha.shape
         if frame_bgr.shape != (H, W, 3):
             raise ValueError(f"frame {frame_bgr.shape} does not match alpha {alpha.shape}")
-        k = (2 * self.radius + 1, 2 * self.radius + 1)
-        sure = self._buf("sure", (H, W), np.float32)
-        np.greater_equal(alpha, self.sure, out=sure, casting="unsafe")
-        weighted = self._buf("weighted", (H, W, 3), np.float32)
-        np.multiply(frame_bgr, sure[..., None], out=weighted)
-        # Sums over the window (normalize=False): mean colour = sum(colour) / count.
-        cv2.boxFilter(weighted, -1, k, dst=weighted, normalize=False)
-        cv2.boxFilter(sure, -1, k, dst=sure, normalize=False)
-        # The soft edge (0 < alpha < sure) that has sure foreground within the window: a
-        # thin band, so its colours are computed for its pixels only.
+        mean, near = self._small_mean(frame_bgr, alpha)
+        # The soft edge (0 < alpha < sure) with sure foreground within the window.
         band = self._buf("band", (H, W), np.uint8)
-        near = self._buf("near", (H, W), np.uint8)
+        near_big = self._buf("near_big", (H, W), np.uint8)
         cv2.inRange(alpha, 1, self.sure - 1, dst=band)
-        cv2.compare(sure, 0.5, cv2.CMP_GT, dst=near)
-        cv2.bitwise_and(band, near, dst=band)
+        cv2.resize(near, (W, H), dst=near_big, interpolation=cv2.INTER_NEAREST)
+        cv2.bitwise_and(band, near_big, dst=band)
+        mean_big = self._buf("mean_big", (H, W, 3), np.uint8)
+        cv2.resize(mean, (W, H), dst=mean_big, interpolation=cv2.INTER_LINEAR)
         out = self._buf("out", (H, W, 3), np.uint8)
         np.copyto(out, frame_bgr)
-        ys, xs = np.nonzero(band)
-        if ys.size:
-            mean = weighted[ys, xs] / sure[ys, xs][:, None]
-            out[ys, xs] = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
+        cv2.copyTo(mean_big, band, out)
         return out

@@ -23,15 +23,22 @@ GUIDED_RADIUS = 2
 GUIDED_EPS = 1e-2
 
 
-def _box(x: np.ndarray, r: int) -> np.ndarray:
-    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
+def _box(x: np.ndarray, r: int, dst: np.ndarray) -> np.ndarray:
+    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), dst=dst, borderType=cv2.BORDER_REFLECT)
 
 
 class GuidedUpsampler:
     """prob (h, w) float32 + guide gray uint8 (H, W) -> alpha uint8 (H, W).
 
-    Buffers at output resolution are allocated once per size and reused; the returned array
-    is one of them (copy it to keep it).
+    The coefficients are fitted at model resolution on a small guide: `guide_small`, the
+    same frame's grey already at (h, w) (vbg.refine makes it from the segmenter's
+    preprocessed image), or else the full guide shrunk here (INTER_AREA, ~1-2 ms at 720p).
+    At output resolution the work is two bilinear resizes (of A and B) and one
+    multiply-add into the uint8 matte (OpenCV's mixed-type arithmetic reads the uint8
+    guide directly and saturates into uint8: no float copy of the guide, no clamp pass).
+
+    Every buffer, small and full size, is allocated once per size and reused: a frame
+    allocates nothing. The returned array is one of them (copy it to keep it).
     """
 
     def __init__(self, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> None:
@@ -41,48 +48,80 @@ class GuidedUpsampler:
             raise ValueError("eps must be > 0")
         self.radius = radius
         self.eps = eps
-        self._full: dict[str, np.ndarray] = {}
+        self._bufs: dict[str, np.ndarray] = {}
 
     def _buffer(self, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
-        buf = self._full.get(name)
+        buf = self._bufs.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._full[name] = np.empty(shape, dtype=dtype)
+            buf = self._bufs[name] = np.empty(shape, dtype=dtype)
         return buf
 
-    def __call__(self, prob: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    def coefficients(
+        self, prob: np.ndarray, guide_small: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(A, B) at model resolution, float32, with alpha (0..255) = A * I + B for the
+        uint8 guide I (0..255). Buffers reused by the next call."""
+        h, w = prob.shape
+        r, f32 = self.radius, np.float32
+
+        def buf(name: str) -> np.ndarray:
+            return self._buffer(name, (h, w), f32)
+
+        # The guide stays in 0..255 here; eps scales with it (255^2), so a and b are the
+        # usual ones for a guide in 0..1 with a divided by 255.
+        i, mean_i, mean_p = buf("i"), buf("mean_i"), buf("mean_p")
+        cov, var, tmp = buf("cov"), buf("var"), buf("tmp")
+        np.copyto(i, guide_small, casting="unsafe")
+        _box(i, r, mean_i)
+        _box(prob, r, mean_p)
+        cv2.multiply(i, prob, dst=cov)
+        _box(cov, r, cov)
+        cv2.multiply(mean_i, mean_p, dst=tmp)
+        cv2.subtract(cov, tmp, dst=cov)  # cov(I, p)
+        cv2.multiply(i, i, dst=var)
+        _box(var, r, var)
+        cv2.multiply(mean_i, mean_i, dst=tmp)
+        cv2.subtract(var, tmp, dst=var)
+        cv2.add(var, self.eps * 255.0 * 255.0, dst=var)  # var(I) + eps
+        a, b = cov, var  # reuse: cov and var are not needed any more
+        cv2.divide(cov, var, dst=a)
+        cv2.multiply(a, mean_i, dst=tmp)
+        cv2.subtract(mean_p, tmp, dst=b)
+        # alpha (0..255) = 255 * (mean_a * I + mean_b)
+        big_a, big_b = buf("A"), buf("B")
+        _box(a, r, big_a)
+        cv2.multiply(big_a, 255.0, dst=big_a)
+        _box(b, r, big_b)
+        cv2.multiply(big_b, 255.0, dst=big_b)
+        return big_a, big_b
+
+    def small_guide(self, guide: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+        """The full guide shrunk to the model's (h, w): for callers with no small image."""
+        small = self._buffer("guide_small", size_hw, np.uint8)
+        return cv2.resize(guide, size_hw[::-1], dst=small, interpolation=cv2.INTER_AREA)
+
+    def __call__(
+        self, prob: np.ndarray, guide: np.ndarray, guide_small: np.ndarray | None = None
+    ) -> np.ndarray:
         if prob.ndim != 2 or guide.ndim != 2:
             raise ValueError("prob and guide must be 2-D")
         if guide.dtype != np.uint8:
             raise TypeError(f"guide must be uint8, not {guide.dtype}")
-        h, w = prob.shape
-        H, W = guide.shape
-        r, eps = self.radius, self.eps
         p = prob if prob.dtype == np.float32 else prob.astype(np.float32)
+        if guide_small is None:
+            guide_small = self.small_guide(guide, p.shape)
+        elif guide_small.shape != p.shape or guide_small.dtype != np.uint8:
+            raise ValueError(f"guide_small must be uint8 {p.shape}, not {guide_small.shape}")
+        small_a, small_b = self.coefficients(p, guide_small)
 
-        # Coefficients at model resolution (cheap: ~46k pixels).
-        small = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-        small *= 1.0 / 255.0
-        mean_i = _box(small, r)
-        mean_p = _box(p, r)
-        cov_ip = _box(small * p, r) - mean_i * mean_p
-        var_i = _box(small * small, r) - mean_i * mean_i
-        a = cov_ip / (var_i + eps)
-        b = mean_p - a * mean_i
-        # alpha (0..255) = mean_a * I (0..255) + 255 * mean_b: the uint8 guide is used as is.
-        mean_a = _box(a, r)
-        mean_b = _box(b, r) * 255.0
-
-        # Apply at output resolution: alpha = A * I + 255 * B, with I in 0..255.
-        big_a = self._buffer("a", (H, W), np.float32)
-        big_b = self._buffer("b", (H, W), np.float32)
-        guide_f = self._buffer("i", (H, W), np.float32)
+        # Apply at output resolution: alpha = A * I + B, I the uint8 guide.
+        H, W = guide.shape
+        big_a = self._buffer("big_a", (H, W), np.float32)
+        big_b = self._buffer("big_b", (H, W), np.float32)
         alpha = self._buffer("alpha", (H, W), np.uint8)
-        cv2.resize(mean_a, (W, H), dst=big_a, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(mean_b, (W, H), dst=big_b, interpolation=cv2.INTER_LINEAR)
-        np.copyto(guide_f, guide, casting="unsafe")
-        cv2.multiply(big_a, guide_f, dst=big_a)
-        cv2.add(big_a, big_b, dst=big_a)
-        # Clamp negatives first: convertScaleAbs takes |x| before it rounds and saturates.
-        cv2.max(big_a, 0.0, dst=big_a)
-        cv2.convertScaleAbs(big_a, dst=alpha)
+        cv2.resize(small_a, (W, H), dst=big_a, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(small_b, (W, H), dst=big_b, interpolation=cv2.INTER_LINEAR)
+        cv2.multiply(big_a, guide, dst=big_a, dtype=cv2.CV_32F)
+        # Rounded and saturated into uint8 (negatives -> 0, > 255 -> 255) in the same pass.
+        cv2.add(big_a, big_b, dst=alpha, dtype=cv2.CV_8U)
         return alpha

@@ -97,7 +97,8 @@ class FrameProcessor:
         with self.timer.stage("smoothing"):
             if self.smoother is not None:
                 prob = self.smoother(prob)
-            return self.refiner(prob, frame_bgr)
+            # The segmenter's model-resolution image: the guided filter's small guide.
+            return self.refiner(prob, frame_bgr, getattr(self.segmenter, "small", None))
 
     def process(self, frame_bgr: np.ndarray) -> np.ndarray:
         """The composited BGR frame."""

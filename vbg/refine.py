@@ -132,6 +132,7 @@ class Refiner:
         self._small: np.ndarray | None = None  # bilinear: uint8 at model resolution
         self._up: np.ndarray | None = None  # bilinear: uint8 at frame resolution
         self._gray: np.ndarray | None = None  # guided: the frame in grey
+        self._gray_small: np.ndarray | None = None  # guided: the small guide in grey
         self._alpha: np.ndarray | None = None  # feathered output
         self.frames = 0
         self.keyframes = 0
@@ -150,6 +151,7 @@ class Refiner:
 
         if self._guided is not None:
             self._gray = fresh(self._gray, frame_hw)
+            self._gray_small = fresh(self._gray_small, small_hw)
         else:
             self._small = fresh(self._small, small_hw)
             self._up = fresh(self._up, frame_hw)
@@ -175,7 +177,18 @@ class Refiner:
         out = prob + self._crf_delta * weight
         return np.clip(out, 0.0, 1.0, out=out)
 
-    def __call__(self, prob_small: np.ndarray, frame_bgr: np.ndarray) -> np.ndarray:
+    def __call__(
+        self,
+        prob_small: np.ndarray,
+        frame_bgr: np.ndarray,
+        small_bgr: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """alpha uint8 (H, W) for this frame.
+
+        small_bgr: optional, the same frame at the model's resolution (BGR uint8, the shape
+        of prob_small): the segmenter's preprocessed image (Segmenter.small). The guided
+        filter takes its small guide from it instead of shrinking the full frame again.
+        """
         if prob_small.ndim != 2:
             raise ValueError(f"prob must be 2-D, not {prob_small.shape}")
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
@@ -187,18 +200,29 @@ class Refiner:
 
         H, W = frame_bgr.shape[:2]
         self._buffers(prob.shape, (H, W))
-        if self._guided is not None:
-            cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
-            up = self._guided(prob, self._gray)
-        else:
-            # |prob * 255| rounded and saturated to uint8, in one pass.
-            cv2.convertScaleAbs(prob, dst=self._small, alpha=255.0)
-            up = self._up
-            if self._small.shape == (H, W):
-                up[...] = self._small
-            else:
-                cv2.resize(self._small, (W, H), dst=up, interpolation=cv2.INTER_LINEAR)
+        up = self._upsample(prob, frame_bgr, small_bgr)
+        # Further per-pixel stages on the frame-size matte go here, each into its own
+        # buffer made by _buffers(); the feathering below is the last one.
         if self.feather_px == 0:
             return up
         cv2.GaussianBlur(up, (self._ksize, self._ksize), 0, dst=self._alpha)
         return self._alpha
+
+    def _upsample(
+        self, prob: np.ndarray, frame_bgr: np.ndarray, small_bgr: np.ndarray | None
+    ) -> np.ndarray:
+        """Model-resolution probability -> uint8 matte at frame resolution (a buffer)."""
+        H, W = frame_bgr.shape[:2]
+        if self._guided is not None:
+            cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
+            guide_small = None
+            if small_bgr is not None and small_bgr.shape[:2] == prob.shape:
+                guide_small = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray_small)
+            return self._guided(prob, self._gray, guide_small)
+        # |prob * 255| rounded and saturated to uint8, in one pass.
+        cv2.convertScaleAbs(prob, dst=self._small, alpha=255.0)
+        if self._small.shape == (H, W):
+            np.copyto(self._up, self._small)
+        else:
+            cv2.resize(self._small, (W, H), dst=self._up, interpolation=cv2.INTER_LINEAR)
+        return self._up

@@ -8,13 +8,14 @@ will see. Everything it does comes from the model card's InputSpec.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from vbg.card import InputSpec, ModelCard
 from vbg.engines import Engine
-from vbg.resize import shrink_area
+from vbg.resize import AreaShrinker
 
 
 def model_input_size(
@@ -40,44 +41,72 @@ def _check_frame(frame: np.ndarray) -> None:
         raise ValueError(f"frame must be BGR with shape (H, W, 3), not {frame.shape}")
 
 
-def _norm_coeffs(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(x / scale - mean) / std == x * a - b, per model channel."""
+@lru_cache(maxsize=16)
+def _norm_coeffs(spec: InputSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(x / scale - mean) / std == x * a - b, per model channel (cached: a spec is frozen)."""
     std = np.asarray(spec.std, dtype=np.float64)
-    a = 1.0 / (spec.scale * std)
-    b = np.asarray(spec.mean, dtype=np.float64) / std
-    return a.astype(np.float32), b.astype(np.float32)
+    a = (1.0 / (spec.scale * std)).astype(np.float32)
+    b = (np.asarray(spec.mean, dtype=np.float64) / std).astype(np.float32)
+    return tuple(float(v) for v in a), tuple(float(v) for v in b)
+
+
+def resize_for_model(
+    frame_bgr: np.ndarray,
+    spec: InputSpec,
+    dst: np.ndarray | None = None,
+    shrinker: AreaShrinker | None = None,
+) -> np.ndarray:
+    """The frame at model resolution, BGR uint8 (h, w, 3): area averaging when shrinking
+    (vbg.resize: exact 2x halvings, then one step below 2x), bilinear when enlarging.
+
+    Pass `dst` (h, w, 3) uint8 and an AreaShrinker to allocate nothing. The result is also
+    the small image the guided filter takes its guide from (vbg.refine).
+    """
+    fh, fw = frame_bgr.shape[:2]
+    h, w = model_input_size(fh, fw, spec)
+    if (h, w) == (fh, fw):
+        if dst is None:
+            return frame_bgr
+        np.copyto(dst, frame_bgr)
+        return dst
+    if h <= fh and w <= fw:
+        return (shrinker or AreaShrinker())(frame_bgr, (w, h), dst)
+    return cv2.resize(frame_bgr, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
+def normalize_into(
+    small: np.ndarray,
+    spec: InputSpec,
+    out: np.ndarray,
+    planes: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Model-resolution BGR uint8 -> `out`, NCHW float32 (1, 3, h, w): colour order per
+    the card, / scale, (x - mean) / std. `planes`: three (h, w) uint8 scratch buffers."""
+    a, b = _norm_coeffs(spec)
+    planes = cv2.split(small, planes) if planes is not None else cv2.split(small)
+    # Reading the source channel in the card's order is the same as cvtColor(BGR2RGB)
+    # without the extra image; each plane is written straight into the NCHW buffer, in
+    # one pass: x * a - b.
+    src_channel = (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
+    for c, s in enumerate(src_channel):
+        cv2.addWeighted(planes[s], a[c], planes[s], 0.0, -b[c], dst=out[0, c], dtype=cv2.CV_32F)
+    return out
 
 
 def preprocess(frame_bgr: np.ndarray, spec: InputSpec, out: np.ndarray | None = None) -> np.ndarray:
     """BGR uint8 HxWx3 -> normalised NCHW float32 (1, 3, h, w) for the model.
 
-    Resize to model_input_size (area averaging when shrinking, which averages instead of
-    aliasing: vbg.resize.shrink_area, exact 2x halvings then INTER_AREA, for speed;
-    bilinear when enlarging) -> colour order per the card -> / scale -> (x - mean) / std
-    -> NCHW. Pass `out` (the right shape, float32) to reuse a buffer.
+    resize_for_model (area averaging when shrinking, which averages instead of aliasing;
+    bilinear when enlarging) -> normalize_into (colour order per the card, / scale,
+    (x - mean) / std, NCHW). Pass `out` (the right shape, float32) to reuse a buffer.
     """
     _check_frame(frame_bgr)
-    fh, fw = frame_bgr.shape[:2]
-    h, w = model_input_size(fh, fw, spec)
-    if (h, w) == (fh, fw):
-        small = frame_bgr
-    elif h <= fh and w <= fw:
-        small = shrink_area(frame_bgr, (w, h))
-    else:
-        small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    h, w = model_input_size(*frame_bgr.shape[:2], spec)
     if out is None:
         out = np.empty((1, 3, h, w), dtype=np.float32)
     elif out.shape != (1, 3, h, w) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 (1, 3, {h}, {w}), not {out.dtype} {out.shape}")
-    a, b = _norm_coeffs(spec)
-    # Reading the source channel in the card's order is the same as cvtColor(BGR2RGB)
-    # without the extra image; each plane is written straight into the NCHW buffer.
-    src_channel = (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
-    for c, s in enumerate(src_channel):
-        plane = out[0, c]
-        np.multiply(small[:, :, s], a[c], out=plane, casting="unsafe")
-        plane -= b[c]
-    return out
+    return normalize_into(resize_for_model(frame_bgr, spec), spec, out)
 
 
 def sigmoid_(x: np.ndarray) -> np.ndarray:
@@ -92,14 +121,20 @@ def sigmoid_(x: np.ndarray) -> np.ndarray:
 class Segmenter:
     """frame -> person probability float32 (h, w) in [0, 1] at model resolution.
 
-    The normalised input tensor is preallocated per frame size. `timer` (a StageTimer)
-    times "preprocess" and "inference" separately when given.
+    The normalised input tensor and the model-resolution image are preallocated per frame
+    size, so `prepare` allocates nothing. `small` is the latest frame at model resolution
+    (BGR uint8 (h, w, 3)): the refiner's guided filter takes its small guide from it
+    instead of shrinking the full frame again. `timer` (a StageTimer) times "preprocess"
+    and "inference" separately when given.
     """
 
     def __init__(self, card: ModelCard, engine: Engine) -> None:
         self.card = card
         self.engine = engine
         self._buf: np.ndarray | None = None
+        self.small: np.ndarray | None = None
+        self._planes: list[np.ndarray] = []
+        self._shrinker = AreaShrinker()
 
     def input_size(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         return model_input_size(frame_h, frame_w, self.card.input)
@@ -110,7 +145,11 @@ class Segmenter:
         h, w = self.input_size(*frame_bgr.shape[:2])
         if self._buf is None or self._buf.shape[2:] != (h, w):
             self._buf = np.empty((1, 3, h, w), dtype=np.float32)
-        return preprocess(frame_bgr, self.card.input, out=self._buf)
+            self.small = np.empty((h, w, 3), np.uint8)
+            self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+        spec = self.card.input
+        resize_for_model(frame_bgr, spec, dst=self.small, shrinker=self._shrinker)
+        return normalize_into(self.small, spec, self._buf, self._planes)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Engine output -> probability (h, w) float32 (a new array)."""

@@ -85,16 +85,6 @@ def test_failed_download_is_one_clear_error(tmp_path):
         peers.ensure_peer_model(tmp_path / "c", runner=failing)
 
 
-def test_ab_schedule_alternates_and_covers_the_same_frames():
-    s = peers.ab_schedule(100, 25)
-    assert [n for n, _, _ in s] == ["vbg", "peer", "peer", "vbg"] * 2
-    for name in peers.NAMES:
-        frames = [i for n, a, b in s if n == name for i in range(a, b)]
-        assert frames == list(range(100))
-    # A short last block still goes to both.
-    assert peers.ab_schedule(30, 25)[-2:] == [("peer", 25, 30), ("vbg", 25, 30)]
-
-
 def test_fps_ratio():
     assert peers.fps_ratio(60.0, 30.0) == pytest.approx(2.0)
     assert peers.fps_ratio(30.0, 60.0) == pytest.approx(0.5)
@@ -159,37 +149,77 @@ def test_raw_masker_thresholds_the_upsampled_probability_at_half():
     assert big.shape == (4, 4) and big[0, 0] < 128 and big[3, 3] >= 128
 
 
-def test_markdown_reports_the_ratio_and_iou():
-    row = {
-        "name": "vbg",
-        "engine": "onnxruntime",
-        "input_size": "1280x720",
-        "fps": 60.0,
-        "cpu_ms_per_frame": 20.0,
-        "end_to_end_ms": {"p50": 10.0, "p95": 12.0, "p99": 14.0},
-        "stages_ms": {"inference": {"p50": 5.0, "p95": 6.0}},
-    }
-    q = {"images": 3, "iou": 0.9, "dice": 0.95, "pixel_acc": 0.97}
+def test_lean_and_lfbw_peers_composite_and_time_every_stage():
+    bg = np.zeros((120, 160, 3), np.uint8)
+    bg[...] = (0, 255, 0)
+    frame = np.full((120, 160, 3), 200, np.uint8)
+    for cls in (peers.LeanMediaPipe, peers.LfbwStyle):
+        proc = peers.WithThreads(
+            cls(peers.MediaPipeSegmenter(None, engine=FakeInterpreter()), bg), 1
+        )
+        out = proc.process(frame)
+        proc.timer.end_frame()
+        assert out.shape == frame.shape and out.dtype == np.uint8
+        assert out[60, 10].tolist() == [200, 200, 200], cls  # left half: the "person"
+        assert out[60, 150].tolist() == [0, 255, 0], cls  # right half: the background
+        assert {"preprocess", "inference", "smoothing", "compositing"} <= set(proc.timer.samples)
+        m = proc.processor.mask(frame)
+        assert m.shape == (120, 160) and m[60, 10] == 255 and m[60, 150] == 0
+
+
+def test_lfbw_dilates_the_thresholded_mask_and_smooths_over_time():
+    bg = np.zeros((144, 256, 3), np.uint8)
+    proc = peers.LfbwStyle(peers.MediaPipeSegmenter(None, engine=FakeInterpreter()), bg)
+    frame = np.zeros((144, 256, 3), np.uint8)
+    m = proc._matte(frame).copy()
+    # The 0/1 edge at x=128, dilated by 2 px, then box-blurred over 10 px.
+    assert m[70, 120] == 1.0 and m[70, 140] == 0.0 and 0 < m[70, 130] < 1
+    proc.segmenter.engine.run = lambda x: np.zeros((1, 144, 256, 1), np.float32)
+    assert proc._matte(frame)[70, 60] == pytest.approx(0.5)  # EMA at 50 %: half-way
+
+
+def test_aggregate_medians_spreads_and_ratios():
+    def row(name, fps, p50):
+        return {
+            "name": name,
+            "engine": "e",
+            "fps": fps,
+            "cpu_ms_per_frame": 20.0,
+            "end_to_end_ms": {"p50": p50, "p95": p50 + 1},
+            "outside_inference_ms": {"p50": 2.0},
+            "stages_ms": {"inference": {"p50": 5.0}},
+        }
+
+    reps = [[row("vbg@1t", f, 10.0), row("mp-lean@1t", 2 * f, 5.0)] for f in (50.0, 60.0, 70.0)]
+    rows = peers.aggregate(reps)
+    assert rows[0]["fps"] == {"median": 60.0, "min": 50.0, "max": 70.0}
+    assert rows[1]["frame_p95"]["median"] == 6.0
+    assert peers.ratios(rows) == {"mp-lean@1t": pytest.approx(0.5)}
     report = {
         "machine": {"cpu": "Test CPU", "usable_cores": 2, "load_average_1m": 0.5},
         "config": {
             "input_size": "1280x720",
             "model": "m.json",
-            "threads": None,
-            "peer_threads": 2,
+            "engine": "openvino",
             "input": "clip.mp4",
             "frames": 10,
             "warmup": 1,
             "block": 5,
+            "repeats": 3,
             "ann": "test.json",
         },
-        "fps_ratio": 2.0,
-        "results": [row, {**row, "name": "peer", "fps": 30.0}],
-        "quality": {"vbg": {"raw": q, "pipeline": q}, "peer": {"raw": q, "pipeline": q}},
+        "fps_ratios": peers.ratios(rows),
+        "results": rows,
+        "quality": {
+            "vbg": {
+                "raw": {"images": 3, "iou": 0.9, "dice": 0.95, "pixel_acc": 0.97},
+                "pipeline": {"iou": 0.91},
+            }
+        },
     }
     md = peers.markdown(report)
-    assert "FPS ratio vbg/peer: 2.00" in md
-    assert "| vbg | 0.9000 |" in md and "Test CPU" in md
+    assert "| mp-lean@1t | 120.0 (100.0-140.0) |" in md and "| 0.50 |" in md
+    assert "| vbg | 0.9000 | 0.9100 |" in md and "Test CPU" in md
 
 
 @pytest.mark.skipif(

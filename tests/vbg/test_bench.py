@@ -191,3 +191,20 @@ def test_null_vcam_sink_checks_and_accepts_frames():
 def test_machine_info_names_the_cpu():
     m = vb.machine_info(threads=3)
     assert m["cpu"] and m["logical_cores"] >= 1 and m["engine_threads"] == 3
+
+
+def test_outside_inference_is_each_frames_total_minus_its_inference():
+    from vbg.bench import outside_inference
+    from vbg.timing import StageTimer
+
+    t = StageTimer()
+    for pre, inf, comp in ((1.0, 5.0, 2.0), (2.0, 9.0, 1.0), (1.0, 4.0, 1.0)):
+        t.add("preprocess", pre)
+        t.add("inference", inf)
+        t.add("compositing", comp)
+        t.end_frame()
+    got = outside_inference(t)
+    assert got["p50"] == 3.0 and got["n"] == 3
+    t.add("preprocess", 1.0)  # a frame without inference: no per-frame pairing
+    t.end_frame()
+    assert outside_inference(t) is None

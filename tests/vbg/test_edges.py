@@ -65,3 +65,27 @@ def test_process_uses_it_and_run_does_not(tiny_card):
     finally:
         live.close()
         offline.close()
+
+
+def test_mean_at_reduced_resolution_allocates_nothing_per_frame():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    alpha = np.zeros((180, 320), np.uint8)
+    alpha[:, :150] = 255
+    alpha[:, 150:170] = np.linspace(240, 10, 20).astype(np.uint8)
+    e = EdgeColors(radius=8)
+    assert e.factor == 4
+    e(frame, alpha)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = e(frame, alpha)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - before < 4096  # no array (the small float sums alone are 43 kB)
+    # The band took the sure pixels' mean colour (random colours: mid-grey on average).
+    assert np.abs(out[:, 152:160].astype(float).mean() - frame[:, :150].mean()) < 4
