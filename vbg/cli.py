@@ -119,11 +119,19 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 def _temporal_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mask smoothing and edges")
     g.add_argument(
+        "--smoothing",
+        choices=("adaptive", "ema"),
+        default=None,
+        help="temporal smoothing: adaptive (follows motion, damps still edges; default) "
+        "or ema (a plain moving average with weight --ema)",
+    )
+    g.add_argument(
         "--ema",
         type=float,
         metavar="W",
         default=None,
-        help="weight of the new frame in the mask's moving average, 0..1 (default 0.5; 1 = off)",
+        help="--smoothing ema: weight of the new frame in the moving average, 0..1 "
+        "(default 0.5; 1 = off)",
     )
     g.add_argument(
         "--open-px",
@@ -383,7 +391,16 @@ def _check_engine(name: str) -> None:
         raise VbgError(f"unknown engine '{name}'; choose one of: {', '.join(valid)}")
 
 
-_TEMPORAL = ("ema", "open_px", "close_px", "cut_threshold", "edges", "feather_px", "crf_every")
+_TEMPORAL = (
+    "smoothing",
+    "ema",
+    "open_px",
+    "close_px",
+    "cut_threshold",
+    "edges",
+    "feather_px",
+    "crf_every",
+)
 _MODEL = ("model", "engine", "threads")
 
 

@@ -94,7 +94,7 @@ class FrameProcessor:
         prob = self.probability(frame_bgr)
         with self.timer.stage("smoothing"):
             if self.smoother is not None:
-                prob = self.smoother(prob)
+                prob = self.smoother(prob, frame_bgr)
             return self.refiner(prob, frame_bgr)
 
     def process(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -208,7 +208,11 @@ def _temporal_config(cfg: ProcessConfig | RunConfig) -> TemporalConfig:
 
     try:
         return TemporalConfig(
-            ema=cfg.ema, open_px=cfg.open_px, close_px=cfg.close_px, cut_threshold=cfg.cut_threshold
+            mode=cfg.smoothing,
+            ema=cfg.ema,
+            open_px=cfg.open_px,
+            close_px=cfg.close_px,
+            cut_threshold=cfg.cut_threshold,
         )
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
