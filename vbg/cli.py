@@ -228,6 +228,20 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "background shows (default: on; a few ms per frame)",
     )
     p.add_argument(
+        "--light-wrap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image backgrounds: wrap a little of the scene's light around the person's edge "
+        "(default: on; never for color: or blur)",
+    )
+    p.add_argument(
+        "--harmonize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image backgrounds: shift the person's overall tone and white balance toward the "
+        "scene's (default: off)",
+    )
+    p.add_argument(
         "--keep-partial",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -413,6 +427,8 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "background",
         "tta",
         "decontaminate",
+        "light_wrap",
+        "harmonize",
         "keep_partial",
         "progress",
         *_MODEL,

@@ -22,6 +22,8 @@ import numpy as np
 
 from vbg.backgrounds import BackgroundSpec, cover_fit, load_background_image
 from vbg.blur import HaloFreeBlur
+from vbg.harmonize import Harmonizer
+from vbg.lightwrap import LightWrap
 
 
 class Compositor:
@@ -30,7 +32,18 @@ class Compositor:
     __call__ returns a buffer reused by the next call: copy it to keep it.
     """
 
-    def __init__(self, spec: BackgroundSpec, size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        spec: BackgroundSpec,
+        size: tuple[int, int],
+        *,
+        light_wrap: bool = True,
+        harmonize: bool = False,
+    ) -> None:
+        # Both act on image backgrounds only: a chroma key (color:) must stay one flat
+        # colour, and a blurred background is the person's own scene.
+        self.light_wrap = LightWrap() if light_wrap else None
+        self.harmonize = Harmonizer() if harmonize else None
         self._size: tuple[int, int] | None = None
         self._source: np.ndarray | None = None  # decoded background image, before fitting
         self.spec = spec
@@ -67,6 +80,10 @@ class Compositor:
         spec = self.spec
         if spec.kind == "image":
             self._bg[...] = cover_fit(self._source, h, w)
+            if self.light_wrap is not None:
+                self.light_wrap.set_background(self._bg)
+            if self.harmonize is not None:
+                self.harmonize.set_background(self._bg)
         elif spec.kind == "color":
             self._bg[...] = np.asarray(spec.color_bgr, dtype=np.uint8)
         else:
@@ -88,9 +105,15 @@ class Compositor:
         if self.spec.kind == "blur":
             self.blur(frame_bgr, alpha_u8, out=self._bg)
 
+        image = self.spec.kind == "image"
+        if image and self.harmonize is not None:
+            frame_bgr = self.harmonize(frame_bgr, alpha_u8)
+
         np.copyto(self._w_fg, alpha_u8, casting="unsafe")  # exact: 0..255 as float
         cv2.subtract(255.0, self._w_fg, dst=self._w_bg)
         cv2.blendLinear(frame_bgr, self._bg, self._w_fg, self._w_bg, dst=self._out)
+        if image and self.light_wrap is not None:
+            self.light_wrap(self._out, alpha_u8)
         return self._out
 
     @property

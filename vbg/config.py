@@ -65,6 +65,8 @@ class ProcessConfig(MaskOptions):
     tta: bool = True
     # Replace the old background's colour in the soft edge with the person's (vbg.edges).
     decontaminate: bool = True
+    light_wrap: bool = True  # image backgrounds only (vbg.lightwrap)
+    harmonize: bool = False  # image backgrounds only (vbg.harmonize)
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
     progress: bool = True
 

@@ -66,6 +66,8 @@ class FrameProcessor:
     background: BackgroundSpec | None = None
     tta: bool = False
     edge_colors: EdgeColors | None = None  # offline: decontaminate soft-edge colours
+    light_wrap: bool = True  # image backgrounds: the scene's light on the edge (vbg.lightwrap)
+    harmonize: bool = False  # image backgrounds: person's tone toward the scene (vbg.harmonize)
 
     @property
     def engine_name(self) -> str:
@@ -106,7 +108,12 @@ class FrameProcessor:
                     raise VbgError("no background set for compositing")
                 from vbg.compose import Compositor
 
-                self.compositor = Compositor(self.background, frame_bgr.shape[:2])
+                self.compositor = Compositor(
+                    self.background,
+                    frame_bgr.shape[:2],
+                    light_wrap=self.light_wrap,
+                    harmonize=self.harmonize,
+                )
             if self.edge_colors is not None:
                 frame_bgr = self.edge_colors(frame_bgr, alpha)
             return self.compositor(frame_bgr, alpha)
@@ -145,6 +152,8 @@ def build_processor(
     crf_every: int = 0,
     tta: bool = False,
     decontaminate: bool = False,
+    light_wrap: bool = True,
+    harmonize: bool = False,
     timer: StageTimer | None = None,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
@@ -178,11 +187,13 @@ def build_processor(
             background=spec,
             tta=tta,
             edge_colors=EdgeColors() if decontaminate else None,
+            light_wrap=light_wrap,
+            harmonize=harmonize,
         )
         if spec is not None and size is not None:
             from vbg.compose import Compositor
 
-            proc.compositor = Compositor(spec, size)
+            proc.compositor = Compositor(spec, size, light_wrap=light_wrap, harmonize=harmonize)
     except BaseException:
         eng.close()
         raise
@@ -321,6 +332,8 @@ def process_video(
     crf_every: int = 0,
     tta: bool = True,
     decontaminate: bool = True,
+    light_wrap: bool = True,
+    harmonize: bool = False,
     progress: bool = True,
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
@@ -371,6 +384,8 @@ def process_video(
                 crf_every=crf_every,
                 tta=tta,
                 decontaminate=decontaminate,
+                light_wrap=light_wrap,
+                harmonize=harmonize,
             )
         else:
             processor.set_background(background)
@@ -463,6 +478,8 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         crf_every=cfg.crf_every,
         tta=cfg.tta,
         decontaminate=cfg.decontaminate,
+        light_wrap=cfg.light_wrap,
+        harmonize=cfg.harmonize,
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
     )
