@@ -122,11 +122,19 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 def _temporal_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mask smoothing and edges")
     g.add_argument(
+        "--smoothing",
+        choices=("adaptive", "ema"),
+        default=None,
+        help="temporal smoothing: adaptive (follows motion, damps still edges; default) "
+        "or ema (a plain moving average with weight --ema)",
+    )
+    g.add_argument(
         "--ema",
         type=float,
         metavar="W",
         default=None,
-        help="weight of the new frame in the mask's moving average, 0..1 (default 0.5; 1 = off)",
+        help="--smoothing ema: weight of the new frame in the moving average, 0..1 "
+        "(default 0.5; 1 = off)",
     )
     g.add_argument(
         "--open-px",
@@ -221,6 +229,20 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="recolour the soft edge with the person's own colours so no fringe of the old "
         "background shows (default: on; a few ms per frame)",
+    )
+    p.add_argument(
+        "--light-wrap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image backgrounds: wrap a little of the scene's light around the person's edge "
+        "(default: on; never for color: or blur)",
+    )
+    p.add_argument(
+        "--harmonize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image backgrounds: shift the person's overall tone and white balance toward the "
+        "scene's (default: off)",
     )
     p.add_argument(
         "--keep-partial",
@@ -401,7 +423,16 @@ def _check_engine(name: str) -> None:
         raise VbgError(f"unknown engine '{name}'; choose one of: {', '.join(valid)}")
 
 
-_TEMPORAL = ("ema", "open_px", "close_px", "cut_threshold", "edges", "feather_px", "crf_every")
+_TEMPORAL = (
+    "smoothing",
+    "ema",
+    "open_px",
+    "close_px",
+    "cut_threshold",
+    "edges",
+    "feather_px",
+    "crf_every",
+)
 _MODEL = ("model", "engine", "threads")
 
 
@@ -414,6 +445,8 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "background",
         "tta",
         "decontaminate",
+        "light_wrap",
+        "harmonize",
         "keep_partial",
         "progress",
         *_MODEL,

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import BackgroundSpec, cover_fit, load_background_image
-from vbg.resize import AreaShrinker
-
-BLUR_MAX_DOWNSCALE = 8
+from vbg.blur import HaloFreeBlur
+from vbg.harmonize import Harmonizer
+from vbg.lightwrap import LightWrap
 
 
 class Compositor:
@@ -30,7 +30,18 @@ class Compositor:
     __call__ returns a buffer reused by the next call: copy it to keep it.
     """
 
-    def __init__(self, spec: BackgroundSpec, size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        spec: BackgroundSpec,
+        size: tuple[int, int],
+        *,
+        light_wrap: bool = True,
+        harmonize: bool = False,
+    ) -> None:
+        # Both act on image backgrounds only: a chroma key (color:) must stay one flat
+        # colour, and a blurred background is the person's own scene.
+        self.light_wrap = LightWrap() if light_wrap else None
+        self.harmonize = Harmonizer() if harmonize else None
         self._size: tuple[int, int] | None = None
         self._source: np.ndarray | None = None  # decoded background image, before fitting
         self.spec = spec
@@ -61,7 +72,6 @@ class Compositor:
         self._fg = np.empty((h, w, 3), np.uint8)  # frame * alpha / 255
         self._bg = np.empty((h, w, 3), np.uint8)
         self._out = np.empty((h, w, 3), np.uint8)
-        self._shrinker = AreaShrinker()
         self._prepare_background()
 
     def _prepare_background(self) -> None:
@@ -69,32 +79,17 @@ class Compositor:
         spec = self.spec
         if spec.kind == "image":
             self._bg[...] = cover_fit(self._source, h, w)
+            if self.light_wrap is not None:
+                self.light_wrap.set_background(self._bg)
+            if self.harmonize is not None:
+                self.harmonize.set_background(self._bg)
         elif spec.kind == "color":
             self._bg[...] = np.asarray(spec.color_bgr, dtype=np.uint8)
         else:
-            # Blur at reduced resolution: a Gaussian of K px at full size is, to the eye,
-            # a K/f px Gaussian at 1/f size upscaled, for 1/f^2 of the work. f is a power
-            # of two, so shrinking is exact 2x halvings (OpenCV's fast path: ~0.1 ms at
-            # 720p, where INTER_AREA by 5 takes ~0.6 ms).
-            k = max(1, int(spec.blur_ksize))
-            f = max(1, min(BLUR_MAX_DOWNSCALE, k // 8, h // 8 or 1, w // 8 or 1))
-            f = 1 << (f.bit_length() - 1)
-            self._blur_small_size = (max(1, w // f), max(1, h // f))  # cv2 order (w, h)
-            self._blur_small = np.empty(self._blur_small_size[::-1] + (3,), np.uint8)
-            self._blur_small2 = np.empty_like(self._blur_small)
-            ks = max(1, k // f) | 1  # odd
-            self._blur_ksize = (ks, ks)
+            # Halo-free: only background pixels are blurred (vbg.blur), per frame.
+            self.blur = HaloFreeBlur(max(1, int(spec.blur_ksize)))
 
     # --- per frame ------------------------------------------------------------------------
-
-    def _blur_background(self, frame: np.ndarray) -> None:
-        h, w = self.size
-        if self._blur_small_size == (w, h):
-            cv2.GaussianBlur(frame, self._blur_ksize, 0, dst=self._bg)
-            return
-        self._shrinker(frame, self._blur_small_size, dst=self._blur_small)
-        cv2.GaussianBlur(self._blur_small, self._blur_ksize, 0, dst=self._blur_small2)
-        cv2.resize(self._blur_small2, (w, h), dst=self._bg, interpolation=cv2.INTER_LINEAR)
 
     def __call__(self, frame_bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
         if frame_bgr.dtype != np.uint8 or alpha_u8.dtype != np.uint8:
@@ -107,10 +102,15 @@ class Compositor:
         if (h, w) != self._size:
             self._allocate(h, w)  # a new frame size: once, not per frame
         if self.spec.kind == "blur":
-            self._blur_background(frame_bgr)
-        # Stages that change the background or the frame per pixel (a re-lit or harmonised
-        # background, light wrap) go here, writing into their own buffers, before the blend.
-        return self.blend(frame_bgr, self._bg, alpha_u8)
+            self.blur(frame_bgr, alpha_u8, out=self._bg)
+        # Per-pixel stages act on image backgrounds only (see __init__).
+        image = self.spec.kind == "image"
+        if image and self.harmonize is not None:
+            frame_bgr = self.harmonize(frame_bgr, alpha_u8)
+        out = self.blend(frame_bgr, self._bg, alpha_u8)
+        if image and self.light_wrap is not None:
+            self.light_wrap(out, alpha_u8)
+        return out
 
     def blend(self, frame_bgr: np.ndarray, bg: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
         """frame * a + bg * (1 - a) in uint8 (see the module docstring) into the output

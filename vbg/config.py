@@ -43,6 +43,7 @@ class MaskOptions:
     model: str | None = None  # card path; None = the bundled default model
     engine: str = "auto"
     threads: int | None = None
+    smoothing: str = "adaptive"  # adaptive | ema (vbg.temporal)
     ema: float = 0.5
     open_px: int = 1
     close_px: int = 1
@@ -64,6 +65,8 @@ class ProcessConfig(MaskOptions):
     tta: bool = True
     # Replace the old background's colour in the soft edge with the person's (vbg.edges).
     decontaminate: bool = True
+    light_wrap: bool = True  # image backgrounds only (vbg.lightwrap)
+    harmonize: bool = False  # image backgrounds only (vbg.harmonize)
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
     progress: bool = True
 

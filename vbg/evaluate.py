@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vbg import VbgError
-from vbg.metrics import dtssd, image_metrics, mean_metrics
+from vbg.metrics import boundary_iou, dtssd, image_metrics, mean_metrics
 
 PERSON = 1
 
@@ -300,6 +300,7 @@ def evaluate(
             pred = alpha >= 128  # probability 0.5 on the 0..255 alpha scale
             row = {"id": im.id, "file_name": im.file_name, "source": im.source, "group": im.group}
             row.update(image_metrics(pred, truth))
+            row["boundary_iou"] = boundary_iou(pred, truth)
             rows.append(row)
             if video:
                 # Flicker is measured on the soft alpha the user actually sees.
@@ -325,12 +326,13 @@ def evaluate(
 
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table: overall and per source (and dtSSD when there is video)."""
-    lines = [f"{'set':<12} {'images':>7} {'IoU':>7} {'Dice':>7} {'PixAcc':>7}"]
+    lines = [f"{'set':<12} {'images':>7} {'IoU':>7} {'Dice':>7} {'PixAcc':>7} {'BndIoU':>7}"]
 
     def line(name: str, m: dict[str, Any]) -> str:
+        b = m.get("boundary_iou")
         return (
             f"{name:<12} {m['images']:>7d} {m['iou']:>7.4f} {m['dice']:>7.4f} "
-            f"{m['pixel_acc']:>7.4f}"
+            f"{m['pixel_acc']:>7.4f} " + (f"{b:>7.4f}" if b is not None else f"{'-':>7}")
         )
 
     for name, m in report.get("per_source", {}).items():

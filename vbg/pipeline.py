@@ -68,6 +68,8 @@ class FrameProcessor:
     background: BackgroundSpec | None = None
     tta: bool = False
     edge_colors: EdgeColors | None = None  # offline: decontaminate soft-edge colours
+    light_wrap: bool = True  # image backgrounds: the scene's light on the edge (vbg.lightwrap)
+    harmonize: bool = False  # image backgrounds: person's tone toward the scene (vbg.harmonize)
 
     @property
     def engine_name(self) -> str:
@@ -96,7 +98,7 @@ class FrameProcessor:
         prob = self.probability(frame_bgr)
         with self.timer.stage("smoothing"):
             if self.smoother is not None:
-                prob = self.smoother(prob)
+                prob = self.smoother(prob, frame_bgr)
             # The segmenter's model-resolution image: the guided filter's small guide.
             return self.refiner(prob, frame_bgr, getattr(self.segmenter, "small", None))
 
@@ -109,7 +111,12 @@ class FrameProcessor:
                     raise VbgError("no background set for compositing")
                 from vbg.compose import Compositor
 
-                self.compositor = Compositor(self.background, frame_bgr.shape[:2])
+                self.compositor = Compositor(
+                    self.background,
+                    frame_bgr.shape[:2],
+                    light_wrap=self.light_wrap,
+                    harmonize=self.harmonize,
+                )
             if self.edge_colors is not None:
                 frame_bgr = self.edge_colors(frame_bgr, alpha)
             return self.compositor(frame_bgr, alpha)
@@ -148,6 +155,8 @@ def build_processor(
     crf_every: int = 0,
     tta: bool = False,
     decontaminate: bool = False,
+    light_wrap: bool = True,
+    harmonize: bool = False,
     timer: StageTimer | None = None,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
@@ -181,11 +190,13 @@ def build_processor(
             background=spec,
             tta=tta,
             edge_colors=EdgeColors() if decontaminate else None,
+            light_wrap=light_wrap,
+            harmonize=harmonize,
         )
         if spec is not None and size is not None:
             from vbg.compose import Compositor
 
-            proc.compositor = Compositor(spec, size)
+            proc.compositor = Compositor(spec, size, light_wrap=light_wrap, harmonize=harmonize)
     except BaseException:
         eng.close()
         raise
@@ -211,7 +222,11 @@ def _temporal_config(cfg: ProcessConfig | RunConfig) -> TemporalConfig:
 
     try:
         return TemporalConfig(
-            ema=cfg.ema, open_px=cfg.open_px, close_px=cfg.close_px, cut_threshold=cfg.cut_threshold
+            mode=cfg.smoothing,
+            ema=cfg.ema,
+            open_px=cfg.open_px,
+            close_px=cfg.close_px,
+            cut_threshold=cfg.cut_threshold,
         )
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
@@ -320,6 +335,8 @@ def process_video(
     crf_every: int = 0,
     tta: bool = True,
     decontaminate: bool = True,
+    light_wrap: bool = True,
+    harmonize: bool = False,
     progress: bool = True,
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
@@ -371,6 +388,8 @@ def process_video(
                 crf_every=crf_every,
                 tta=tta,
                 decontaminate=decontaminate,
+                light_wrap=light_wrap,
+                harmonize=harmonize,
             )
         else:
             processor.set_background(background)
@@ -478,6 +497,8 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         crf_every=cfg.crf_every,
         tta=cfg.tta,
         decontaminate=cfg.decontaminate,
+        light_wrap=cfg.light_wrap,
+        harmonize=cfg.harmonize,
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
     )

@@ -12,7 +12,9 @@ import cv2
 import numpy as np
 
 from vbg import VbgError
+from vbg.cleanup import ComponentFilter, MatteBounds
 from vbg.guided import GuidedUpsampler
+from vbg.temporal import ellipse_kernel
 
 EDGE_MODES = ("guided", "bilinear")
 
@@ -109,6 +111,10 @@ class Refiner:
         edges: str = "guided",
         crf_iters: int = 5,
         crf_tolerance: float = 0.25,
+        bounds: bool = True,
+        min_area: float = 0.01,
+        max_hole: float = 0.005,
+        erode_px: int = 0,
     ) -> None:
         if feather_px < 0:
             raise ValueError("feather_px must be >= 0")
@@ -120,6 +126,13 @@ class Refiner:
             raise ValueError("crf_tolerance must be > 0")
         if crf_every:
             _import_densecrf()  # fail now, with the extra's name, not on the first frame
+        if erode_px < 0:
+            raise ValueError("erode_px must be >= 0")
+        # vbg.cleanup: ghosts (bounds), specks/holes (sizes relative to the frame), and
+        # erode-then-feather (erode_px before the Gaussian of feather_px).
+        self._bounds = MatteBounds() if bounds and edges == "guided" else None
+        self._components = ComponentFilter(min_area, max_hole) if min_area or max_hole else None
+        self._erode = ellipse_kernel(erode_px)
         self.feather_px = feather_px
         self.edges = edges
         self._guided = GuidedUpsampler() if edges == "guided" else None
@@ -196,13 +209,18 @@ class Refiner:
         prob = prob_small if prob_small.dtype == np.float32 else prob_small.astype(np.float32)
         if self.crf_every:
             prob = self._apply_crf(prob, frame_bgr)
+        if self._components is not None:
+            prob = self._components(prob)
         self.frames += 1
 
         H, W = frame_bgr.shape[:2]
         self._buffers(prob.shape, (H, W))
         up = self._upsample(prob, frame_bgr, small_bgr)
-        # Further per-pixel stages on the frame-size matte go here, each into its own
-        # buffer made by _buffers(); the feathering below is the last one.
+        # Per-pixel stages on the frame-size matte, in place; the feathering is the last.
+        if self._bounds is not None and self._guided is not None:
+            up = self._bounds(prob, up)
+        if self._erode is not None:
+            cv2.erode(up, self._erode, dst=up)
         if self.feather_px == 0:
             return up
         cv2.GaussianBlur(up, (self._ksize, self._ksize), 0, dst=self._alpha)

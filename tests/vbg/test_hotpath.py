@@ -60,8 +60,10 @@ def test_hot_path_allocates_nothing_per_frame():
     finally:
         tracemalloc.stop()
     # Not one array: a model-resolution float map alone is 184 kB, a frame 2.7 MB; what is
-    # left is the interpreter's own bookkeeping of a few calls.
-    assert peak - before < 4096
+    # left is the interpreter's own bookkeeping of a few calls and the speck filter's
+    # per-component tables from OpenCV (~40 bytes a component; this synthetic probability
+    # has 45 specks and holes).
+    assert peak - before < 8192
     assert current - before < 1024
 
 
@@ -89,7 +91,8 @@ def test_refiner_uses_the_small_image_only_when_it_fits():
     prob = _prob(f)
     gray = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
     plain = GuidedUpsampler()(prob, gray).copy()
-    r = Refiner()
+    # Only the upsampling: the clean-up stages (vbg.cleanup) are tested on their own.
+    r = Refiner(bounds=False, min_area=0, max_hole=0)
     wrong = np.zeros((10, 10, 3), np.uint8)  # not the probability's size: ignored
     np.testing.assert_array_equal(r(prob, f, wrong), plain)
     black = np.zeros((160, 288, 3), np.uint8)  # a flat guide: a different matte

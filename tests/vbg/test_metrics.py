@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vbg.metrics import confusion, dtssd, image_metrics, mean_metrics
+from vbg.metrics import boundary_iou, confusion, dtssd, image_metrics, mean_metrics
 
 
 def test_image_metrics_by_hand():
@@ -81,3 +81,29 @@ def test_dtssd_errors_and_short_sequences():
         dtssd([np.zeros((2, 2))] * 2, [np.zeros((2, 2))] * 3)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         dtssd([np.zeros((2, 2)), np.full((2, 2), 255)], [np.zeros((2, 2))] * 2)
+
+
+def test_boundary_iou_scores_the_outline_not_the_interior():
+    true = np.zeros((100, 100), np.uint8)
+    true[20:80, 20:80] = 1
+    assert boundary_iou(true, true, width=3) == 1.0
+    assert boundary_iou(np.zeros_like(true), np.zeros_like(true)) == 1.0
+    # A 3 px halo outside the outline: whole-mask IoU stays above 0.8, boundary IoU drops to 0.
+    halo = np.zeros_like(true)
+    halo[17:83, 17:83] = 1
+    assert image_metrics(halo, true)["iou"] > 0.8
+    b = boundary_iou(halo, true, width=3)
+    assert b < 0.5
+    # Bands of 3 px: by hand, pred band = 66^2 - 60^2 = 756, true band = 60^2 - 54^2 = 684,
+    # they do not overlap.
+    assert b == 0.0
+    # The image border is not an outline: a mask touching it is scored on its real edges.
+    full = np.ones_like(true)
+    assert boundary_iou(full, full) == 1.0
+    with pytest.raises(ValueError):
+        boundary_iou(true, true[:50])
+
+
+def test_mean_metrics_averages_boundary_iou_when_present():
+    rows = [{"dice": 1, "iou": 1, "pixel_acc": 1, "boundary_iou": 0.5}] * 2
+    assert mean_metrics(rows)["boundary_iou"] == 0.5

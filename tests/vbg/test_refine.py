@@ -35,7 +35,7 @@ def _frame(h=72, w=128):
 
 
 def test_refiner_no_feather_is_upsampled_prob():
-    r = Refiner(feather_px=0)
+    r = Refiner(feather_px=0, bounds=False, min_area=0, max_hole=0)
     alpha = r(np.full((9, 16), 0.4, np.float32), _frame())
     assert alpha.shape == (72, 128) and alpha.dtype == np.uint8
     np.testing.assert_array_equal(alpha, 102)  # 0.4 * 255 = 102
