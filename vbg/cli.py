@@ -26,6 +26,8 @@ examples:
   vbg process photo.jpg -o photo-blur.png --background blur
   vbg run --camera 0 --size 1280x720 --output vcam --output preview
   vbg backgrounds
+  vbg doctor                  # is the virtual camera set up? prints the fixes
+  vbg cameras
   vbg eval --ann splits/test.json --images data/persons --json eval.json
   vbg bench --help
 
@@ -357,7 +359,60 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
 
         bench.add_arguments(p)
     p.set_defaults(func=_cmd_bench)
+    _setup_commands(sub)
     return parser
+
+
+# ---------------------------------------------------------------------------- setup commands
+
+
+def _setup_commands(sub: Any) -> None:
+    """doctor, cameras, info: checking the machine (vbg.doctor, vbg.cameras, vbg.info)."""
+    p = sub.add_parser(
+        "doctor",
+        help="check the virtual camera, cameras, engines and model; print fixes",
+        description="Check that this machine can run vbg: the virtual camera (v4l2loopback "
+        "on Linux, OBS elsewhere), cameras, inference engines and the default model. Each "
+        "failed check prints the command that fixes it; the exit status is 1 if one failed.",
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser(
+        "cameras",
+        help="list video devices with their formats and sizes",
+        description="List the video devices (cameras and virtual cameras) with their pixel "
+        "formats and frame sizes; the first column is what --camera takes.",
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(func=_cmd_cameras)
+    p = sub.add_parser(
+        "info",
+        help="versions of vbg, Python and its libraries (for bug reports)",
+        description="Print the versions of vbg, Python, the platform and the libraries vbg "
+        "uses, and the engines available.",
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_doctor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.doctor import doctor
+
+    return doctor()
+
+
+def _cmd_cameras(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.cameras import format_cameras, list_cameras
+
+    print(format_cameras(list_cameras()))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.info import info_text
+
+    print(info_text())
+    return 0
 
 
 # ---------------------------------------------------------------------------- handlers
