@@ -38,6 +38,7 @@ class BackgroundSpec:
     path: Path | None = None
     color_bgr: tuple[int, int, int] | None = None
     blur_ksize: int = DEFAULT_BLUR_KSIZE
+    focal: tuple[float, float] | None = None  # the landmark (x, y in 0..1), see vbg.framing
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "blur", "color"):
@@ -149,7 +150,10 @@ def parse_background(spec: str) -> BackgroundSpec:
 
     names = {b.name: b for b in list_backgrounds()}
     if text in names:
-        return BackgroundSpec(kind="image", path=names[text].path)
+        from vbg.framing import load_focal_points
+
+        focal = load_focal_points(bundled_dir()).get(text)
+        return BackgroundSpec(kind="image", path=names[text].path, focal=focal)
     path = Path(text).expanduser()
     if path.is_file():
         load_background_image(path)
@@ -181,14 +185,6 @@ def load_background_image(path: str | Path) -> np.ndarray:
 def cover_fit(img: np.ndarray, h: int, w: int) -> np.ndarray:
     """Scale `img` to cover h x w (keeping its aspect ratio), then centre-crop. Never
     stretches; returns a new C-contiguous h x w x 3 array."""
-    ih, iw = img.shape[:2]
-    if ih < 1 or iw < 1 or h < 1 or w < 1:
-        raise ValueError(f"cannot cover-fit {iw}x{ih} to {w}x{h}")
-    s = max(h / ih, w / iw)
-    # Round, but never below the target: one side lands exactly on it, the other covers it.
-    nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
-    if (nw, nh) != (iw, ih):
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-        img = cv2.resize(img, (nw, nh), interpolation=interp)
-    y0, x0 = (nh - h) // 2, (nw - w) // 2
-    return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
+    from vbg.framing import Framing, fit_background
+
+    return fit_background(img, h, w, framing=Framing(align="center"))

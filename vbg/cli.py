@@ -118,6 +118,26 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _framing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("background framing")
+    g.add_argument(
+        "--background-align",
+        choices=("auto", "left", "right", "center"),
+        default=None,
+        help="where a background's landmark goes: beside the person on the left or right, "
+        "auto (the side with more room, from the first frame; default) or center (plain "
+        "centred crop)",
+    )
+    g.add_argument(
+        "--background-zoom",
+        type=float,
+        metavar="Z",
+        default=None,
+        help="zoom into the background image, 1..4 (default: as little as the alignment "
+        "needs, at most 1.2)",
+    )
+
+
 def _temporal_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mask smoothing and edges")
     g.add_argument(
@@ -206,6 +226,7 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         help="a bundled name (see `vbg backgrounds`), an image path, blur, blur:K or "
         "color:#RRGGBB (default: blur)",
     )
+    _framing_options(p)
     _model_options(p)
     p.add_argument(
         "--tta",
@@ -302,6 +323,7 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="stop after N frames (default: run until q or Ctrl-C)",
     )
+    _framing_options(p)
     _model_options(p)
     _temporal_options(p)
     p.add_argument("--config", metavar="FILE.toml", default=None, help=CONFIG_HELP)
@@ -440,6 +462,7 @@ def _check_engine(name: str) -> None:
 
 _TEMPORAL = ("ema", "open_px", "close_px", "cut_threshold", "edges", "feather_px", "crf_every")
 _MODEL = ("model", "engine", "threads")
+_FRAMING = ("background_align", "background_zoom")
 
 
 def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -453,6 +476,7 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "decontaminate",
         "keep_partial",
         "progress",
+        *_FRAMING,
         *_MODEL,
         *_TEMPORAL,
     )
@@ -482,6 +506,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "show_fps",
         "vcam_backend",
         "max_frames",
+        *_FRAMING,
         *_MODEL,
         *_TEMPORAL,
     )

@@ -20,10 +20,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vbg.backgrounds import BackgroundSpec, cover_fit, load_background_image
+from vbg.backgrounds import BackgroundSpec, load_background_image
+from vbg.framing import Framing, fit_background, person_box
 from vbg.resize import shrink_area
 
 BLUR_MAX_DOWNSCALE = 8
+AUTO_ALIGN_FRAMES = 30  # align=auto: look this many frames for a person, then keep the default
 
 
 class Compositor:
@@ -32,9 +34,15 @@ class Compositor:
     __call__ returns a buffer reused by the next call: copy it to keep it.
     """
 
-    def __init__(self, spec: BackgroundSpec, size: tuple[int, int]) -> None:
+    def __init__(
+        self, spec: BackgroundSpec, size: tuple[int, int], framing: Framing | None = None
+    ) -> None:
         self._size: tuple[int, int] | None = None
         self._source: np.ndarray | None = None  # decoded background image, before fitting
+        # --- framing (vbg.framing): where the person is, measured once for align=auto
+        self.framing = framing or Framing()
+        self.person_box: tuple[float, float] | None = None
+        self._box_frames_left = AUTO_ALIGN_FRAMES if self.framing.align == "auto" else 0
         self.spec = spec
         self.set_background(spec)
         self._allocate(int(size[0]), int(size[1]))
@@ -68,7 +76,9 @@ class Compositor:
         h, w = self.size
         spec = self.spec
         if spec.kind == "image":
-            self._bg[...] = cover_fit(self._source, h, w)
+            self._bg[...] = fit_background(
+                self._source, h, w, focal=spec.focal, framing=self.framing, box=self.person_box
+            )
         elif spec.kind == "color":
             self._bg[...] = np.asarray(spec.color_bgr, dtype=np.uint8)
         else:
@@ -106,6 +116,8 @@ class Compositor:
         h, w = frame_bgr.shape[:2]
         if (h, w) != self._size:
             self._allocate(h, w)  # a new frame size: once, not per frame
+        if self._box_frames_left:
+            self._measure_person(alpha_u8)
         if self.spec.kind == "blur":
             self._blur_background(frame_bgr)
 
@@ -113,6 +125,16 @@ class Compositor:
         cv2.subtract(255.0, self._w_fg, dst=self._w_bg)
         cv2.blendLinear(frame_bgr, self._bg, self._w_fg, self._w_bg, dst=self._out)
         return self._out
+
+    def _measure_person(self, alpha_u8: np.ndarray) -> None:
+        """align=auto: the first frame with a person decides the side of the landmark."""
+        self._box_frames_left -= 1
+        box = person_box(alpha_u8)
+        if box is None:
+            return
+        self.person_box, self._box_frames_left = box, 0
+        if self.spec.kind == "image":
+            self._prepare_background()
 
     @property
     def background(self) -> np.ndarray:

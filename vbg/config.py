@@ -66,6 +66,8 @@ class ProcessConfig(MaskOptions):
     decontaminate: bool = True
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
     progress: bool = True
+    background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
+    background_zoom: float | None = None  # None: as little as the alignment needs
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class RunConfig(MaskOptions):
     show_fps: bool = False
     vcam_backend: str | None = None
     max_frames: int | None = None
+    background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
+    background_zoom: float | None = None  # None: as little as the alignment needs
 
 
 ConfigT = TypeVar("ConfigT", ProcessConfig, RunConfig)
@@ -140,7 +144,7 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise VbgError(f"config: '{key}' must be true or false, not {value!r}")
         return value
-    if isinstance(default, float):
+    if isinstance(default, float) or key == "background_zoom":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise VbgError(f"config: '{key}' must be a number, not {value!r}")
         return float(value)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from vbg.compose import Compositor
     from vbg.config import ProcessConfig, RunConfig
     from vbg.edges import EdgeColors
+    from vbg.framing import Framing
     from vbg.refine import Refiner
     from vbg.segmenter import Segmenter
     from vbg.sources import Frame
@@ -66,6 +67,7 @@ class FrameProcessor:
     background: BackgroundSpec | None = None
     tta: bool = False
     edge_colors: EdgeColors | None = None  # offline: decontaminate soft-edge colours
+    framing: Framing | None = None  # where image backgrounds put their landmark
 
     @property
     def engine_name(self) -> str:
@@ -106,7 +108,9 @@ class FrameProcessor:
                     raise VbgError("no background set for compositing")
                 from vbg.compose import Compositor
 
-                self.compositor = Compositor(self.background, frame_bgr.shape[:2])
+                self.compositor = Compositor(
+                    self.background, frame_bgr.shape[:2], framing=self.framing
+                )
             if self.edge_colors is not None:
                 frame_bgr = self.edge_colors(frame_bgr, alpha)
             return self.compositor(frame_bgr, alpha)
@@ -146,6 +150,7 @@ def build_processor(
     tta: bool = False,
     decontaminate: bool = False,
     timer: StageTimer | None = None,
+    framing: Framing | None = None,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
 
@@ -178,11 +183,12 @@ def build_processor(
             background=spec,
             tta=tta,
             edge_colors=EdgeColors() if decontaminate else None,
+            framing=framing,
         )
         if spec is not None and size is not None:
             from vbg.compose import Compositor
 
-            proc.compositor = Compositor(spec, size)
+            proc.compositor = Compositor(spec, size, framing=framing)
     except BaseException:
         eng.close()
         raise
@@ -212,6 +218,15 @@ def _temporal_config(cfg: ProcessConfig | RunConfig) -> TemporalConfig:
         )
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
+
+
+def _framing(cfg: ProcessConfig | RunConfig) -> Framing:
+    from vbg.framing import Framing
+
+    try:
+        return Framing(align=cfg.background_align, zoom=cfg.background_zoom)
+    except ValueError as e:
+        raise VbgError(f"bad background framing: {e}") from e
 
 
 # ---------------------------------------------------------------------------- progress
@@ -320,6 +335,7 @@ def process_video(
     progress: bool = True,
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
+    framing: Framing | None = None,
 ) -> ProcessResult:
     """Replaces the background of every frame of a video (or of one image) into `output`.
 
@@ -367,6 +383,7 @@ def process_video(
                 crf_every=crf_every,
                 tta=tta,
                 decontaminate=decontaminate,
+                framing=framing,
             )
         else:
             processor.set_background(background)
@@ -461,6 +478,7 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         decontaminate=cfg.decontaminate,
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
+        framing=_framing(cfg),
     )
     log.info(
         "wrote %s: %d frame%s in %.1f s (%.1f fps)",
@@ -578,6 +596,7 @@ def run_live(
     crf_every: int = 0,
     processor: FrameProcessor | None = None,
     read_timeout: float = 1.0,
+    framing: Framing | None = None,
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
 
@@ -610,6 +629,7 @@ def run_live(
             edges=edges,
             feather_px=feather_px,
             crf_every=crf_every,
+            framing=framing,
         )
     else:
         processor.set_background(specs[0])
@@ -788,6 +808,7 @@ def run_config(cfg: RunConfig) -> LiveResult:
         edges=cfg.edges,
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
+        framing=_framing(cfg),
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:
