@@ -41,6 +41,8 @@ examples:
   vbg process talk.mp4 -o out.mp4 --background color:#00b140       # green screen
   vbg process talk.mp4 -o out.mp4 --no-tta                        # 2x faster, live-path edges
   vbg process talk.mp4 -o out.mp4 --config vbg.toml --engine onnxruntime
+  vbg process talk.mp4 -o person.webm --output-alpha              # transparent background
+  vbg process talk.mp4 -o matte.mp4 --mask-only --overwrite
 
 The output is H.264 MP4 with the input's frame count, frame rate and duration and its
 audio track copied. It is written under a temporary name and appears only when complete;
@@ -138,6 +140,44 @@ def _framing_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _file_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output file")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="replace an existing output (default: refuse, before any work starts)",
+    )
+    g.add_argument(
+        "--crf",
+        type=int,
+        metavar="Q",
+        default=None,
+        help="H.264 quality, 0..51, lower = better and bigger (default 18: about the "
+        "input's quality)",
+    )
+    g.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=None,
+        help="x264 preset: ultrafast .. veryslow; slower = smaller for the same quality "
+        "(default veryfast)",
+    )
+    g.add_argument(
+        "--mask-only",
+        action="store_true",
+        default=None,
+        help="write the alpha matte (white = person) instead of the composite",
+    )
+    g.add_argument(
+        "--output-alpha",
+        action="store_true",
+        default=None,
+        help="write the person on a transparent background: -o out.webm (VP9 with alpha), "
+        "out.mov (ProRes 4444), a folder (PNG sequence) or, for an image, out.png",
+    )
+
+
 def _temporal_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mask smoothing and edges")
     g.add_argument(
@@ -227,6 +267,7 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "color:#RRGGBB (default: blur)",
     )
     _framing_options(p)
+    _file_output_options(p)
     _model_options(p)
     p.add_argument(
         "--tta",
@@ -476,6 +517,11 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "decontaminate",
         "keep_partial",
         "progress",
+        "overwrite",
+        "crf",
+        "preset",
+        "mask_only",
+        "output_alpha",
         *_FRAMING,
         *_MODEL,
         *_TEMPORAL,

@@ -68,6 +68,12 @@ class ProcessConfig(MaskOptions):
     progress: bool = True
     background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
     background_zoom: float | None = None  # None: as little as the alignment needs
+    # What is written (vbg.outputs): the composite, the matte, or the person with alpha.
+    mask_only: bool = False
+    output_alpha: bool = False
+    crf: int = 18  # H.264 quality: 18 re-encodes the sample clip at ~0.97x its bitrate
+    preset: str = "veryfast"
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from vbg.config import ProcessConfig, RunConfig
     from vbg.edges import EdgeColors
     from vbg.framing import Framing
+    from vbg.outputs import OutputOptions
     from vbg.refine import Refiner
     from vbg.segmenter import Segmenter
     from vbg.sources import Frame
@@ -220,6 +221,18 @@ def _temporal_config(cfg: ProcessConfig | RunConfig) -> TemporalConfig:
         raise VbgError(f"bad smoothing option: {e}") from e
 
 
+def _output_options(cfg: ProcessConfig) -> OutputOptions:
+    from vbg.outputs import OutputOptions
+
+    if cfg.mask_only and cfg.output_alpha:
+        raise VbgError("--mask-only and --output-alpha exclude each other: choose one")
+    mode = "mask" if cfg.mask_only else "alpha" if cfg.output_alpha else "composite"
+    try:
+        return OutputOptions(mode=mode, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite)
+    except ValueError as e:
+        raise VbgError(str(e)) from e
+
+
 def _framing(cfg: ProcessConfig | RunConfig) -> Framing:
     from vbg.framing import Framing
 
@@ -336,6 +349,7 @@ def process_video(
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
     framing: Framing | None = None,
+    out: OutputOptions | None = None,
 ) -> ProcessResult:
     """Replaces the background of every frame of a video (or of one image) into `output`.
 
@@ -345,10 +359,14 @@ def process_video(
     finalized as a valid shorter file; KeyboardInterrupt is re-raised either way.
     Image input: an image output (png/jpg/...), written atomically.
     processor: a ready FrameProcessor (its background is replaced by `background`).
+    out: the output mode (composite, mask, alpha), H.264 quality and overwriting (see
+    vbg.outputs); default: a composite at the default quality, replacing an existing file.
     """
+    from vbg.outputs import OutputOptions, check_alpha_output, check_output_path, renderer
     from vbg.sinks import ImageSink, VideoFileSink
     from vbg.sources import ImageSource, open_input
 
+    out = out or OutputOptions(overwrite=True)
     input, output = Path(input), Path(output)
     src = open_input(input)  # missing / corrupt input fails here, before anything is made
     try:
@@ -356,18 +374,21 @@ def process_video(
             raise VbgError(f"output {output} is the input file; choose another name")
         is_image = isinstance(src, ImageSource)
         suffix = output.suffix.lower()
-        if is_image and suffix not in ImageSink.EXTS:
+        if out.mode == "alpha":
+            check_alpha_output(output, is_image=is_image)
+        elif is_image and suffix not in ImageSink.EXTS:
             raise VbgError(
                 f"the input is an image, so the output must be one too "
                 f"({', '.join(sorted(ImageSink.EXTS))}), not {output.name}"
             )
-        if not is_image and suffix not in VIDEO_OUTPUT_SUFFIXES:
+        elif not is_image and suffix not in VIDEO_OUTPUT_SUFFIXES:
             raise VbgError(
                 f"the output of a video must be {', '.join(VIDEO_OUTPUT_SUFFIXES)} "
                 f"(H.264), not {output.name}"
             )
         if not output.parent.is_dir():
             raise VbgError(f"output folder does not exist: {output.parent}")
+        check_output_path(output, overwrite=out.overwrite)
 
         own = processor is None
         if processor is None:
@@ -388,16 +409,26 @@ def process_video(
         else:
             processor.set_background(background)
         try:
+            render = renderer(processor, out.mode)
             if is_image:
-                return _process_image(src, output, processor)
-            sink = VideoFileSink(
-                output,
-                fps=src.fps,
-                width=src.width,
-                height=src.height,
-                audio_from=input if src.has_audio else None,
+                return _process_image(src, output, processor, render)
+            if out.mode == "alpha":
+                from vbg.alpha_sinks import open_alpha_sink
+
+                sink = open_alpha_sink(output, fps=src.fps, width=src.width, height=src.height)
+            else:
+                sink = VideoFileSink(
+                    output,
+                    fps=src.fps,
+                    width=src.width,
+                    height=src.height,
+                    audio_from=input if src.has_audio else None,
+                    crf=out.crf,
+                    preset=out.preset,
+                )
+            return _process_frames(
+                src, sink, processor, progress, keep_partial_on_interrupt, render
             )
-            return _process_frames(src, sink, processor, progress, keep_partial_on_interrupt)
         finally:
             if own:
                 processor.close()
@@ -405,13 +436,13 @@ def process_video(
         src.close()
 
 
-def _process_image(src: Any, output: Path, proc: FrameProcessor) -> ProcessResult:
+def _process_image(src: Any, output: Path, proc: FrameProcessor, render: Any) -> ProcessResult:
     from vbg.sinks import ImageSink
 
     t0 = time.perf_counter()
     frame = next(iter(src))
     proc.reset()
-    out = proc.process(frame.image)
+    out = render(frame.image)
     with proc.timer.stage("output"):
         sink = ImageSink(output)
         sink.write(out)
@@ -421,9 +452,15 @@ def _process_image(src: Any, output: Path, proc: FrameProcessor) -> ProcessResul
 
 
 def _process_frames(
-    src: Any, sink: Any, proc: FrameProcessor, progress: bool, keep_partial: bool
+    src: Any,
+    sink: Any,
+    proc: FrameProcessor,
+    progress: bool,
+    keep_partial: bool,
+    render: Any = None,
 ) -> ProcessResult:
     timer = proc.timer
+    render = render or proc.process  # frame -> what the sink writes (vbg.outputs.renderer)
     bar = Progress(src.frame_count, enabled=progress, label=Path(sink.path).name)
     t0 = time.perf_counter()
     proc.reset()  # a new video: no state from whatever ran before
@@ -434,7 +471,7 @@ def _process_frames(
                 frame: Frame | None = next(frames, None)
             if frame is None:
                 break
-            out = proc.process(frame.image)
+            out = render(frame.image)
             with timer.stage("output"):
                 sink.write(out, frame.pts)
             timer.end_frame()
@@ -479,6 +516,7 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
         framing=_framing(cfg),
+        out=_output_options(cfg),
     )
     log.info(
         "wrote %s: %d frame%s in %.1f s (%.1f fps)",

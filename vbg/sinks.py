@@ -291,6 +291,7 @@ class ImageSink:
     write() replaces the image (the last frame wins)."""
 
     EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+    ALPHA_EXTS = frozenset({".png", ".webp", ".tif", ".tiff"})
 
     def __init__(self, path: str | os.PathLike[str], *, jpeg_quality: int = 95) -> None:
         self.path = Path(path)
@@ -312,7 +313,9 @@ class ImageSink:
             raise VbgError(f"write to {self.path} after close()")
         if not isinstance(frame_bgr, np.ndarray) or frame_bgr.dtype != np.uint8:
             raise TypeError("frame must be a uint8 numpy array")
-        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+        # BGRA (a transparent background, vbg process --output-alpha) where the format has alpha.
+        channels = (3, 4) if self.ext in self.ALPHA_EXTS else (3,)
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] not in channels:
             raise ValueError(f"frame shape must be (H, W, 3) BGR, got {frame_bgr.shape}")
         ok, buf = cv2.imencode(self.ext, frame_bgr, self._params)
         if not ok:
