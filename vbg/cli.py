@@ -364,6 +364,12 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="stop after N frames (default: run until q or Ctrl-C)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="let a recording (--output FILE.mp4) replace an existing file",
+    )
     _framing_options(p)
     _model_options(p)
     _temporal_options(p)
@@ -552,6 +558,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "show_fps",
         "vcam_backend",
         "max_frames",
+        "overwrite",
         *_FRAMING,
         *_MODEL,
         *_TEMPORAL,

@@ -91,6 +91,7 @@ class RunConfig(MaskOptions):
     max_frames: int | None = None
     background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
     background_zoom: float | None = None  # None: as little as the alignment needs
+    overwrite: bool = False  # a recording (--output FILE.mp4) may replace an existing file
 
 
 ConfigT = TypeVar("ConfigT", ProcessConfig, RunConfig)

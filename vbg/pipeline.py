@@ -598,8 +598,11 @@ def _close_sinks(sinks: Sequence[Any], *, ok: bool) -> None:
         raise first
 
 
-def check_outputs(outputs: Sequence[Any]) -> None:
-    """Checks output names before a camera or model is opened."""
+def check_outputs(outputs: Sequence[Any], *, overwrite: bool = True) -> None:
+    """Checks output names before a camera or model is opened (and, unless overwrite, that
+    no recording would replace an existing file)."""
+    from vbg.outputs import check_output_path
+
     if not outputs:
         raise VbgError("no output: give --output vcam, preview or FILE.mp4")
     for out in outputs:
@@ -612,6 +615,7 @@ def check_outputs(outputs: Sequence[Any]) -> None:
                 )
             if not p.parent.is_dir():
                 raise VbgError(f"output folder does not exist: {p.parent}")
+            check_output_path(p, overwrite=overwrite)
 
 
 def run_live(
@@ -635,6 +639,7 @@ def run_live(
     processor: FrameProcessor | None = None,
     read_timeout: float = 1.0,
     framing: Framing | None = None,
+    overwrite: bool = True,
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
 
@@ -652,7 +657,7 @@ def run_live(
     specs = [parse_background(b) if isinstance(b, str) else b for b in backgrounds] or [
         parse_background("blur")
     ]
-    check_outputs(outputs)
+    check_outputs(outputs, overwrite=overwrite)
     if max_frames is not None and max_frames <= 0:
         raise VbgError(f"max_frames must be positive, not {max_frames}")
 
@@ -847,6 +852,7 @@ def run_config(cfg: RunConfig) -> LiveResult:
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
         framing=_framing(cfg),
+        overwrite=cfg.overwrite,
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:

@@ -172,3 +172,13 @@ def test_image_with_alpha_and_report_line(tmp_path, tiny_card, caplog):
     assert rgba[:, :40, 3].min() == 255 and rgba[:, 60:, 3].max() == 0
     with pytest.raises(VbgError, match="JPEG has no alpha"):
         _run(tiny_card, src, tmp_path / "cut.jpg", mode="alpha")
+
+
+def test_live_recording_refuses_existing_file(tmp_path):
+    from vbg.pipeline import check_outputs
+
+    rec = tmp_path / "call.mp4"
+    rec.write_bytes(b"x")
+    with pytest.raises(VbgError, match="--overwrite"):
+        check_outputs(["preview", str(rec)], overwrite=False)
+    check_outputs(["preview", str(rec)], overwrite=True)
