@@ -370,6 +370,20 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="let a recording (--output FILE.mp4) replace an existing file",
     )
+    p.add_argument(
+        "--control",
+        metavar="SOCKET",
+        default=None,
+        help="Unix socket that `vbg ctl` talks to (default: $XDG_RUNTIME_DIR/vbg.sock); "
+        "SIGUSR1/SIGUSR2 switch to the next/previous background too",
+    )
+    p.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_const",
+        const=False,
+        help="no control socket and no signal handlers",
+    )
     _framing_options(p)
     _model_options(p)
     _temporal_options(p)
@@ -436,7 +450,23 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
 
 
 def _setup_commands(sub: Any) -> None:
-    """doctor, cameras, info: checking the machine (vbg.doctor, vbg.cameras, vbg.info)."""
+    """doctor, cameras, info: checking the machine (vbg.doctor, vbg.cameras, vbg.info);
+    ctl: steering a running `vbg run` (vbg.control)."""
+    p = sub.add_parser(
+        "ctl",
+        help="control a running `vbg run`: next, prev, blur [K], pause, background NAME",
+        description="Send a command to a running `vbg run` (useful when its only output is "
+        "the virtual camera): next, prev, blur (toggle), blur K (blur on, strength K), "
+        "pause, mirror, quit, background NAME (a bundled name, image path or color:#RRGGBB).",
+        epilog="examples:\n  vbg ctl next\n  vbg ctl blur 61\n  vbg ctl background "
+        "rome-colosseum\n  kill -USR1 $(pgrep -f 'vbg run')   # next background, by signal",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("words", nargs="+", metavar="COMMAND", help="the command and its argument")
+    p.add_argument(
+        "--socket", metavar="PATH", default=None, help="the run's --control socket, if not default"
+    )
+    p.set_defaults(func=_cmd_ctl)
     p = sub.add_parser(
         "doctor",
         help="check the virtual camera, cameras, engines and model; print fixes",
@@ -462,6 +492,15 @@ def _setup_commands(sub: Any) -> None:
         formatter_class=_Formatter,
     )
     p.set_defaults(func=_cmd_info)
+
+
+def _cmd_ctl(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.control import send_command
+
+    action = send_command(" ".join(args.words), args.socket)
+    if not args.quiet:
+        print(f"sent {action}")
+    return 0
 
 
 def _cmd_doctor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -559,6 +598,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "vcam_backend",
         "max_frames",
         "overwrite",
+        "control",
         *_FRAMING,
         *_MODEL,
         *_TEMPORAL,

@@ -92,6 +92,8 @@ class RunConfig(MaskOptions):
     background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
     background_zoom: float | None = None  # None: as little as the alignment needs
     overwrite: bool = False  # a recording (--output FILE.mp4) may replace an existing file
+    # vbg ctl socket: True = the default path (vbg.control), a path, or False = none
+    control: bool | str = True
 
 
 ConfigT = TypeVar("ConfigT", ProcessConfig, RunConfig)
@@ -142,6 +144,10 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
         return parse_size(value)
     if key == "camera":
         return parse_camera(value)
+    if key == "control":
+        if isinstance(value, bool) or (isinstance(value, str) and value):
+            return value
+        raise VbgError(f"config: 'control' must be true, false or a socket path, not {value!r}")
     if cls is RunConfig and key in ("background", "output"):
         return _as_tuple(key, value)
     default = {f.name: f.default for f in dataclasses.fields(cls)}[key]

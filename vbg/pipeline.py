@@ -640,6 +640,7 @@ def run_live(
     read_timeout: float = 1.0,
     framing: Framing | None = None,
     overwrite: bool = True,
+    controls: Sequence[Any] = (),
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
 
@@ -648,6 +649,7 @@ def run_live(
     (PacedFileSource, a fake). size is (width, height) requested from a camera.
     outputs: "vcam", "preview", video file paths, or sink objects (write/close), combined.
     backgrounds: the list n/p cycle through in the preview; 'b' toggles blur.
+    controls: more action sources (poll_actions(), e.g. vbg.control's socket and signals).
     Stops on the preview's q/Esc or window close, Ctrl-C, max_frames, or the source ending.
     """
     from vbg.backgrounds import BackgroundSpec, parse_background
@@ -719,10 +721,20 @@ def run_live(
             while True:
                 # --- hotkeys ---------------------------------------------------------------
                 quit_now = False
-                for p in previews:
+                for p in [*previews, *controls]:
                     for action in p.poll_actions():
                         if action == "quit":
                             quit_now = True
+                        elif action.startswith("blur:"):  # vbg ctl blur K: live strength
+                            k = _blur_strength(action)
+                            if k:
+                                blur_spec, blur_on = BackgroundSpec(kind="blur", blur_ksize=k), True
+                                processor.set_background(blur_spec)
+                        elif action.startswith("background:"):  # vbg ctl background NAME
+                            i = _named_background(action, specs)
+                            if i is not None:
+                                bg_index, blur_on = i, False
+                                processor.set_background(specs[i])
                         elif action in ("next_background", "prev_background"):
                             step = 1 if action == "next_background" else -1
                             bg_index = (bg_index + step) % len(specs)
@@ -771,8 +783,11 @@ def run_live(
                 status = _status_line(fps_ema, timer)
                 if show_fps and not previews:
                     overlay_text(out, status)
+                label = _background_label(blur_spec if blur_on else specs[bg_index])
                 for p in previews:
                     p.set_status(status)
+                    if hasattr(p, "set_title"):  # the active background and the hotkeys
+                        p.set_title(f"vbg: {label}  |  {HOTKEY_LEGEND}")
                 with timer.stage("output"):
                     pts = frame.t_capture - t_origin
                     for s in sinks:
@@ -810,6 +825,37 @@ def run_live(
     return LiveResult(frames, dropped, seconds, timer, stopped_by)
 
 
+HOTKEY_LEGEND = "n/p background  b blur  m mirror  space pause  f fps  q quit"
+
+
+def _background_label(spec: Any) -> str:
+    """A short name for the window title: a bundled name or file stem, blur:K, color:#..."""
+    return Path(spec.path).stem if spec.kind == "image" else spec.describe()
+
+
+def _blur_strength(action: str) -> int | None:
+    arg = action.split(":", 1)[1]
+    if not arg.isdigit() or int(arg) < 1:
+        log.warning("control: bad blur strength %r", arg)
+        return None
+    return int(arg)
+
+
+def _named_background(action: str, specs: list[Any]) -> int | None:
+    """background:NAME -> its index in specs (appended when new); None and a warning when
+    NAME is no background (a typo must not stop the camera)."""
+    from vbg.backgrounds import parse_background
+
+    try:
+        spec = parse_background(action.split(":", 1)[1])
+    except VbgError as e:
+        log.warning("control: %s", e)
+        return None
+    if spec not in specs:
+        specs.append(spec)
+    return specs.index(spec)
+
+
 def _first_frame(src: Any, timeout: float) -> Frame | None:
     deadline = time.perf_counter() + FIRST_FRAME_TIMEOUT_S
     while time.perf_counter() < deadline:
@@ -832,8 +878,34 @@ def _status_line(fps: float | None, timer: StageTimer) -> str:
     return "  ".join(parts)
 
 
+def _open_controls(cfg: RunConfig) -> list[Any]:
+    """The control socket (vbg ctl) and SIGUSR1/SIGUSR2, unless --no-control."""
+    from vbg.control import ControlSocket, SignalActions
+
+    if not cfg.control:
+        return []
+    controls: list[Any] = [SignalActions()]
+    try:
+        sock = ControlSocket(None if cfg.control is True else cfg.control)
+    except VbgError as e:  # steering is a convenience: the camera runs without it
+        log.warning("%s; vbg ctl will not reach this run", e)
+    else:
+        controls.append(sock)
+        log.info("control: vbg ctl next|prev|blur [K]|pause|background NAME (%s)", sock.path)
+    return controls
+
+
 def run_config(cfg: RunConfig) -> LiveResult:
     """`vbg run` from its resolved config."""
+    controls = _open_controls(cfg)
+    try:
+        return _run_config(cfg, controls)
+    finally:
+        for c in controls:
+            c.close()
+
+
+def _run_config(cfg: RunConfig, controls: list[Any]) -> LiveResult:
     result = run_live(
         cfg.camera,
         outputs=cfg.output,
@@ -853,6 +925,7 @@ def run_config(cfg: RunConfig) -> LiveResult:
         crf_every=cfg.crf_every,
         framing=_framing(cfg),
         overwrite=cfg.overwrite,
+        controls=controls,
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:

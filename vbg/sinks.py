@@ -551,6 +551,13 @@ class PreviewSink:
         """The line drawn on the frame while the overlay is on ('f')."""
         self.status_text = text
 
+    def set_title(self, text: str) -> None:
+        """The window title (the live loop shows the active background and the hotkeys)."""
+        if text != getattr(self, "_title", None) and not self.closed:
+            self._title = text
+            with contextlib.suppress(self._tk.TclError):
+                self._root.title(text)
+
     def write(self, frame_bgr: np.ndarray, pts: float | None = None) -> None:
         if self.closed:
             return
