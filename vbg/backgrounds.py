@@ -3,6 +3,7 @@
 A background is one of:
   a bundled name   its file stem in assets/backgrounds, e.g. "paris-eiffel-tower"
   an image path    any file OpenCV can decode
+  a video path     .mp4/.webm/.gif/...: loops behind the person (vbg.video_background)
   "blur"           the camera's own picture, blurred ("blur:K" sets the kernel, in pixels)
   "color:#RRGGBB"  a flat colour
 """
@@ -19,6 +20,7 @@ import numpy as np
 from vbg import VbgError
 from vbg.assets import assets_dir
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".gif", ".avi")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_BLUR_KSIZE = 41  # full-resolution kernel: strong enough to hide a room, keeps colours
 
@@ -34,22 +36,24 @@ class BackgroundInfo:
 
 @dataclass(frozen=True)
 class BackgroundSpec:
-    kind: str  # "image" | "blur" | "color"
+    kind: str  # "image" | "video" | "blur" | "color"
     path: Path | None = None
     color_bgr: tuple[int, int, int] | None = None
     blur_ksize: int = DEFAULT_BLUR_KSIZE
     focal: tuple[float, float] | None = None  # the landmark (x, y in 0..1), see vbg.framing
 
     def __post_init__(self) -> None:
-        if self.kind not in ("image", "blur", "color"):
-            raise ValueError(f"background kind must be image, blur or color, not {self.kind!r}")
-        if self.kind == "image" and self.path is None:
-            raise ValueError("an image background needs a path")
+        if self.kind not in ("image", "video", "blur", "color"):
+            raise ValueError(
+                f"background kind must be image, video, blur or color, not {self.kind!r}"
+            )
+        if self.kind in ("image", "video") and self.path is None:
+            raise ValueError(f"an {self.kind} background needs a path")
         if self.kind == "color" and self.color_bgr is None:
             raise ValueError("a color background needs color_bgr")
 
     def describe(self) -> str:
-        if self.kind == "image":
+        if self.kind in ("image", "video"):
             return str(self.path)
         if self.kind == "blur":
             return f"blur:{self.blur_ksize}"
@@ -155,6 +159,11 @@ def parse_background(spec: str) -> BackgroundSpec:
         focal = load_focal_points(bundled_dir()).get(text)
         return BackgroundSpec(kind="image", path=names[text].path, focal=focal)
     path = Path(text).expanduser()
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        from vbg.video_background import probe_video
+
+        probe_video(path)  # unreadable: fails now, before any input is opened
+        return BackgroundSpec(kind="video", path=path.resolve())
     if path.is_file():
         load_background_image(path)
         return BackgroundSpec(kind="image", path=path.resolve())
@@ -164,7 +173,7 @@ def parse_background(spec: str) -> BackgroundSpec:
         raise VbgError(f"background image '{text}' does not exist")
     raise VbgError(
         f"unknown background '{text}'; choose one of: {', '.join(sorted(names))} "
-        "... or give an image path, 'blur' or 'color:#RRGGBB'"
+        "... or give an image or video path, 'blur' or 'color:#RRGGBB'"
     )
 
 

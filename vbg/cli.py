@@ -67,8 +67,8 @@ examples:
   vbg backgrounds
   vbg process in.mp4 -o out.mp4 --background NAME
 
-Besides these names, --background takes any image path, `blur` (or blur:K for kernel
-size K) or `color:#RRGGBB`."""
+Besides these names, --background takes any image path, a video (mp4, webm, gif, ...:
+it loops behind the person), `blur` (or blur:K for kernel size K) or `color:#RRGGBB`."""
 
 EVAL_EPILOG = """\
 examples:
@@ -263,8 +263,8 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "-b",
         metavar="BG",
         default=None,
-        help="a bundled name (see `vbg backgrounds`), an image path, blur, blur:K or "
-        "color:#RRGGBB (default: blur)",
+        help="a bundled name (see `vbg backgrounds`), an image or video path (a video "
+        "loops), blur, blur:K or color:#RRGGBB (default: blur)",
     )
     _framing_options(p)
     _file_output_options(p)

@@ -17,12 +17,17 @@ scale: six full-frame passes over up to twice the bytes).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from vbg.backgrounds import BackgroundSpec, load_background_image
 from vbg.framing import Framing, fit_background, person_box
 from vbg.resize import shrink_area
+
+if TYPE_CHECKING:
+    from vbg.video_background import VideoBackground
 
 BLUR_MAX_DOWNSCALE = 8
 AUTO_ALIGN_FRAMES = 30  # align=auto: look this many frames for a person, then keep the default
@@ -43,6 +48,7 @@ class Compositor:
         self.framing = framing or Framing()
         self.person_box: tuple[float, float] | None = None
         self._box_frames_left = AUTO_ALIGN_FRAMES if self.framing.align == "auto" else 0
+        self._video: VideoBackground | None = None
         self.spec = spec
         self.set_background(spec)
         self._allocate(int(size[0]), int(size[1]))
@@ -50,8 +56,10 @@ class Compositor:
     # --- configuration (not per frame) --------------------------------------------------
 
     def set_background(self, spec: BackgroundSpec) -> None:
-        """Switches background; an image is decoded now and fitted once per frame size."""
+        """Switches background; an image is decoded now and fitted once per frame size;
+        a video is decoded ahead on its own thread (vbg.video_background)."""
         source = load_background_image(spec.path) if spec.kind == "image" else None
+        self.close()  # a previous video background's decoder
         self.spec = spec
         self._source = source
         if self._size is not None:
@@ -78,6 +86,13 @@ class Compositor:
         if spec.kind == "image":
             self._bg[...] = fit_background(
                 self._source, h, w, focal=spec.focal, framing=self.framing, box=self.person_box
+            )
+        elif spec.kind == "video":
+            from vbg.video_background import VideoBackground
+
+            self.close()  # a new size: a new decoder fitting to it
+            self._video = VideoBackground(
+                spec.path, (h, w), framing=self.framing, focal=spec.focal, box=self.person_box
             )
         elif spec.kind == "color":
             self._bg[...] = np.asarray(spec.color_bgr, dtype=np.uint8)
@@ -106,7 +121,10 @@ class Compositor:
         cv2.GaussianBlur(self._blur_small, self._blur_ksize, 0, dst=self._blur_small2)
         cv2.resize(self._blur_small2, (w, h), dst=self._bg, interpolation=cv2.INTER_LINEAR)
 
-    def __call__(self, frame_bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
+    def __call__(
+        self, frame_bgr: np.ndarray, alpha_u8: np.ndarray, t: float | None = None
+    ) -> np.ndarray:
+        """t: the frame's time in seconds, for a video background (None: the wall clock)."""
         if frame_bgr.dtype != np.uint8 or alpha_u8.dtype != np.uint8:
             raise TypeError("frame and alpha must be uint8")
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
@@ -120,6 +138,8 @@ class Compositor:
             self._measure_person(alpha_u8)
         if self.spec.kind == "blur":
             self._blur_background(frame_bgr)
+        elif self._video is not None:
+            np.copyto(self._bg, self._video.frame(t))
 
         np.copyto(self._w_fg, alpha_u8, casting="unsafe")  # exact: 0..255 as float
         cv2.subtract(255.0, self._w_fg, dst=self._w_bg)
@@ -133,8 +153,14 @@ class Compositor:
         if box is None:
             return
         self.person_box, self._box_frames_left = box, 0
-        if self.spec.kind == "image":
+        if self.spec.kind in ("image", "video"):
             self._prepare_background()
+
+    def close(self) -> None:
+        """Stops a video background's decoding thread (nothing to do for the others)."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
 
     @property
     def background(self) -> np.ndarray:

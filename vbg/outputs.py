@@ -95,20 +95,21 @@ def check_alpha_output(output: Path, *, is_image: bool) -> None:
         raise VbgError(f"output folder does not exist: {output.parent}")
 
 
-def renderer(proc: FrameProcessor, mode: str) -> Callable[[np.ndarray], np.ndarray]:
-    """frame BGR -> what the output gets for `mode` (a buffer the next call may reuse)."""
+def renderer(proc: FrameProcessor, mode: str) -> Callable[..., np.ndarray]:
+    """(frame BGR, time in s) -> what the output gets for `mode` (a buffer the next call may
+    reuse; the time picks a video background's frame)."""
     if mode == "composite":
         return proc.process
     if mode == "mask":
 
-        def mask(frame: np.ndarray) -> np.ndarray:
+        def mask(frame: np.ndarray, t: float | None = None) -> np.ndarray:
             alpha = proc.mask(frame)
             return cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR)
 
         return mask
     if mode == "alpha":
 
-        def with_alpha(frame: np.ndarray) -> np.ndarray:
+        def with_alpha(frame: np.ndarray, t: float | None = None) -> np.ndarray:
             alpha = proc.mask(frame)
             with proc.timer.stage("compositing"):
                 if proc.edge_colors is not None:  # straight-alpha colours without a fringe

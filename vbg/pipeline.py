@@ -100,8 +100,9 @@ class FrameProcessor:
                 prob = self.smoother(prob)
             return self.refiner(prob, frame_bgr)
 
-    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """The composited BGR frame."""
+    def process(self, frame_bgr: np.ndarray, t: float | None = None) -> np.ndarray:
+        """The composited BGR frame. t: its time in seconds (which frame of a video
+        background shows; None = the wall clock, for live sources)."""
         alpha = self.mask(frame_bgr)
         with self.timer.stage("compositing"):
             if self.compositor is None:
@@ -114,7 +115,7 @@ class FrameProcessor:
                 )
             if self.edge_colors is not None:
                 frame_bgr = self.edge_colors(frame_bgr, alpha)
-            return self.compositor(frame_bgr, alpha)
+            return self.compositor(frame_bgr, alpha, t)
 
     def reset(self) -> None:
         """Forget temporal state: a scene cut, a seek, a new still image, a restarted source."""
@@ -132,6 +133,8 @@ class FrameProcessor:
             self.compositor.set_background(spec)
 
     def close(self) -> None:
+        if self.compositor is not None:
+            self.compositor.close()  # a video background's decoding thread
         self.segmenter.engine.close()
 
 
@@ -471,7 +474,7 @@ def _process_frames(
                 frame: Frame | None = next(frames, None)
             if frame is None:
                 break
-            out = render(frame.image)
+            out = render(frame.image, frame.pts)
             with timer.stage("output"):
                 sink.write(out, frame.pts)
             timer.end_frame()
