@@ -704,6 +704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version (0) and usage errors (2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     _setup_logging(args.quiet)
+    # OpenCV prints its own "[ WARN:0@0.1] ..." lines (a camera index that does not exist, a
+    # codec probe); vbg reports failures itself. Read when cv2 is first imported.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     try:
         return int(args.func(args, parser) or 0)
     except SystemExit as e:  # a handler's parser.error(): usage error
@@ -719,8 +722,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
         print(f"vbg: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("vbg: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # one line: what happened to the output, if anything
+        print(f"vbg: interrupted: {e}" if str(e) else "vbg: interrupted", file=sys.stderr)
         return 130
 
 

@@ -483,15 +483,14 @@ def _process_frames(
         sink.close()  # renames the finished file into place
     except KeyboardInterrupt:
         bar.close()
+        # The CLI prints one line, "vbg: interrupted: <this message>".
         if keep_partial and sink.frames_written > 0:
             sink.close(trim_audio=True)
-            log.warning(
-                "interrupted: kept the first %d frames in %s", sink.frames_written, sink.path
-            )
-        else:
-            sink.abort()
-            log.warning("interrupted: %s not written", sink.path)
-        raise
+            raise KeyboardInterrupt(
+                f"kept the first {sink.frames_written} frames in {sink.path}"
+            ) from None
+        sink.abort()
+        raise KeyboardInterrupt(f"{sink.path} not written") from None
     except BaseException:
         bar.close()
         sink.abort()
@@ -521,14 +520,16 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         framing=_framing(cfg),
         out=_output_options(cfg),
     )
-    log.info(
-        "wrote %s: %d frame%s in %.1f s (%.1f fps)",
-        result.output,
-        result.frames,
-        "" if result.frames == 1 else "s",
-        result.seconds,
-        result.fps,
-    )
+    if result.frames == 1:  # an image: its time, not "1 frame (0.6 fps)"
+        log.info("wrote %s in %.2f s", result.output, result.seconds)
+    else:
+        log.info(
+            "wrote %s: %d frames in %.1f s (%.1f fps)",
+            result.output,
+            result.frames,
+            result.seconds,
+            result.fps,
+        )
     return result
 
 

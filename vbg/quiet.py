@@ -1,24 +1,13 @@
 """Keeping OpenCV's own console chatter ("[ WARN:0@0.1] global cap_v4l.cpp ...") out of
-vbg's output: vbg reports every failure itself, in one line."""
+vbg's output: vbg reports every failure itself, in one line. (For the whole process the
+CLI sets OPENCV_LOG_LEVEL=OFF before cv2 is imported; this is for library callers.)"""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 _SILENT = 0  # cv2.utils.logging.LOG_LEVEL_SILENT
-
-
-def silence_opencv() -> None:
-    """For the whole process. The environment variable covers messages printed while cv2
-    is first imported (plugin loading); setLogLevel those after."""
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
-    import cv2
-
-    with contextlib.suppress(AttributeError):
-        cv2.utils.logging.setLogLevel(_SILENT)
 
 
 @contextlib.contextmanager
