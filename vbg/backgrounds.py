@@ -3,6 +3,7 @@
 A background is one of:
   a bundled name   its file stem in assets/backgrounds, e.g. "paris-eiffel-tower"
   an image path    any file OpenCV can decode
+  a video path     .mp4/.webm/.gif/...: loops behind the person (vbg.video_background)
   "blur"           the camera's own picture, blurred ("blur:K" sets the kernel, in pixels)
   "color:#RRGGBB"  a flat colour
 """
@@ -19,6 +20,7 @@ import numpy as np
 from vbg import VbgError
 from vbg.assets import assets_dir
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".gif", ".avi")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_BLUR_KSIZE = 41  # full-resolution kernel: strong enough to hide a room, keeps colours
 
@@ -34,21 +36,24 @@ class BackgroundInfo:
 
 @dataclass(frozen=True)
 class BackgroundSpec:
-    kind: str  # "image" | "blur" | "color"
+    kind: str  # "image" | "video" | "blur" | "color"
     path: Path | None = None
     color_bgr: tuple[int, int, int] | None = None
     blur_ksize: int = DEFAULT_BLUR_KSIZE
+    focal: tuple[float, float] | None = None  # the landmark (x, y in 0..1), see vbg.framing
 
     def __post_init__(self) -> None:
-        if self.kind not in ("image", "blur", "color"):
-            raise ValueError(f"background kind must be image, blur or color, not {self.kind!r}")
-        if self.kind == "image" and self.path is None:
-            raise ValueError("an image background needs a path")
+        if self.kind not in ("image", "video", "blur", "color"):
+            raise ValueError(
+                f"background kind must be image, video, blur or color, not {self.kind!r}"
+            )
+        if self.kind in ("image", "video") and self.path is None:
+            raise ValueError(f"an {self.kind} background needs a path")
         if self.kind == "color" and self.color_bgr is None:
             raise ValueError("a color background needs color_bgr")
 
     def describe(self) -> str:
-        if self.kind == "image":
+        if self.kind in ("image", "video"):
             return str(self.path)
         if self.kind == "blur":
             return f"blur:{self.blur_ksize}"
@@ -149,8 +154,16 @@ def parse_background(spec: str) -> BackgroundSpec:
 
     names = {b.name: b for b in list_backgrounds()}
     if text in names:
-        return BackgroundSpec(kind="image", path=names[text].path)
+        from vbg.framing import load_focal_points
+
+        focal = load_focal_points(bundled_dir()).get(text)
+        return BackgroundSpec(kind="image", path=names[text].path, focal=focal)
     path = Path(text).expanduser()
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        from vbg.video_background import probe_video
+
+        probe_video(path)  # unreadable: fails now, before any input is opened
+        return BackgroundSpec(kind="video", path=path.resolve())
     if path.is_file():
         load_background_image(path)
         return BackgroundSpec(kind="image", path=path.resolve())
@@ -160,7 +173,7 @@ def parse_background(spec: str) -> BackgroundSpec:
         raise VbgError(f"background image '{text}' does not exist")
     raise VbgError(
         f"unknown background '{text}'; choose one of: {', '.join(sorted(names))} "
-        "... or give an image path, 'blur' or 'color:#RRGGBB'"
+        "... or give an image or video path, 'blur' or 'color:#RRGGBB'"
     )
 
 
@@ -181,14 +194,6 @@ def load_background_image(path: str | Path) -> np.ndarray:
 def cover_fit(img: np.ndarray, h: int, w: int) -> np.ndarray:
     """Scale `img` to cover h x w (keeping its aspect ratio), then centre-crop. Never
     stretches; returns a new C-contiguous h x w x 3 array."""
-    ih, iw = img.shape[:2]
-    if ih < 1 or iw < 1 or h < 1 or w < 1:
-        raise ValueError(f"cannot cover-fit {iw}x{ih} to {w}x{h}")
-    s = max(h / ih, w / iw)
-    # Round, but never below the target: one side lands exactly on it, the other covers it.
-    nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
-    if (nw, nh) != (iw, ih):
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-        img = cv2.resize(img, (nw, nh), interpolation=interp)
-    y0, x0 = (nh - h) // 2, (nw - w) // 2
-    return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
+    from vbg.framing import Framing, fit_background
+
+    return fit_background(img, h, w, framing=Framing(align="center"))

@@ -26,6 +26,8 @@ examples:
   vbg process photo.jpg -o photo-blur.png --background blur
   vbg run --camera 0 --size 1280x720 --output vcam --output preview
   vbg backgrounds
+  vbg doctor                  # is the virtual camera set up? prints the fixes
+  vbg cameras
   vbg eval --ann splits/test.json --images data/persons --json eval.json
   vbg bench --help
 
@@ -39,6 +41,8 @@ examples:
   vbg process talk.mp4 -o out.mp4 --background color:#00b140       # green screen
   vbg process talk.mp4 -o out.mp4 --no-tta                        # 2x faster, live-path edges
   vbg process talk.mp4 -o out.mp4 --config vbg.toml --engine onnxruntime
+  vbg process talk.mp4 -o person.webm --output-alpha              # transparent background
+  vbg process talk.mp4 -o matte.mp4 --mask-only --overwrite
 
 The output is H.264 MP4 with the input's frame count, frame rate and duration and its
 audio track copied. It is written under a temporary name and appears only when complete;
@@ -66,8 +70,8 @@ examples:
   vbg backgrounds
   vbg process in.mp4 -o out.mp4 --background NAME
 
-Besides these names, --background takes any image path, `blur` (or blur:K for kernel
-size K) or `color:#RRGGBB`."""
+Besides these names, --background takes any image path, a video (mp4, webm, gif, ...:
+it loops behind the person), `blur` (or blur:K for kernel size K) or `color:#RRGGBB`."""
 
 EVAL_EPILOG = """\
 examples:
@@ -116,6 +120,64 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         default=None,
         help="CPU threads for inference (default: the engine's choice)",
+    )
+
+
+def _framing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("background framing")
+    g.add_argument(
+        "--background-align",
+        choices=("auto", "left", "right", "center"),
+        default=None,
+        help="where a background's landmark goes: beside the person on the left or right, "
+        "auto (the side with more room, from the first frame; default) or center (plain "
+        "centred crop)",
+    )
+    g.add_argument(
+        "--background-zoom",
+        type=float,
+        metavar="Z",
+        default=None,
+        help="zoom into the background image, 1..4 (default: as little as the alignment "
+        "needs, at most 1.2)",
+    )
+
+
+def _file_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output file")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="replace an existing output (default: refuse, before any work starts)",
+    )
+    g.add_argument(
+        "--crf",
+        type=int,
+        metavar="Q",
+        default=None,
+        help="H.264 quality, 0..51, lower = better and bigger (default 18: about the "
+        "input's quality)",
+    )
+    g.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=None,
+        help="x264 preset: ultrafast .. veryslow; slower = smaller for the same quality "
+        "(default veryfast)",
+    )
+    g.add_argument(
+        "--mask-only",
+        action="store_true",
+        default=None,
+        help="write the alpha matte (white = person) instead of the composite",
+    )
+    g.add_argument(
+        "--output-alpha",
+        action="store_true",
+        default=None,
+        help="write the person on a transparent background: -o out.webm (VP9 with alpha), "
+        "out.mov (ProRes 4444), a folder (PNG sequence) or, for an image, out.png",
     )
 
 
@@ -212,9 +274,11 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "-b",
         metavar="BG",
         default=None,
-        help="a bundled name (see `vbg backgrounds`), an image path, blur, blur:K or "
-        "color:#RRGGBB (default: blur)",
+        help="a bundled name (see `vbg backgrounds`), an image or video path (a video "
+        "loops), blur, blur:K or color:#RRGGBB (default: blur)",
     )
+    _framing_options(p)
+    _file_output_options(p)
     _model_options(p)
     p.add_argument(
         "--tta",
@@ -340,6 +404,27 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         help="a recording cut short (Ctrl-C, SIGTERM, an error) is finalized as a valid "
         "file (default: on; --no-keep-partial removes it)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="let a recording (--output FILE.mp4) replace an existing file",
+    )
+    p.add_argument(
+        "--control",
+        metavar="SOCKET",
+        default=None,
+        help="Unix socket that `vbg ctl` talks to (default: $XDG_RUNTIME_DIR/vbg.sock); "
+        "SIGUSR1/SIGUSR2 switch to the next/previous background too",
+    )
+    p.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_const",
+        const=False,
+        help="no control socket and no signal handlers",
+    )
+    _framing_options(p)
     _model_options(p)
     _temporal_options(p)
     p.add_argument("--config", metavar="FILE.toml", default=None, help=CONFIG_HELP)
@@ -397,7 +482,85 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
 
         bench.add_arguments(p)
     p.set_defaults(func=_cmd_bench)
+    _setup_commands(sub)
     return parser
+
+
+# ---------------------------------------------------------------------------- setup commands
+
+
+def _setup_commands(sub: Any) -> None:
+    """doctor, cameras, info: checking the machine (vbg.doctor, vbg.cameras, vbg.info);
+    ctl: steering a running `vbg run` (vbg.control)."""
+    p = sub.add_parser(
+        "ctl",
+        help="control a running `vbg run`: next, prev, blur [K], pause, background NAME",
+        description="Send a command to a running `vbg run` (useful when its only output is "
+        "the virtual camera): next, prev, blur (toggle), blur K (blur on, strength K), "
+        "pause, mirror, quit, background NAME (a bundled name, image path or color:#RRGGBB).",
+        epilog="examples:\n  vbg ctl next\n  vbg ctl blur 61\n  vbg ctl background "
+        "rome-colosseum\n  kill -USR1 $(pgrep -f 'vbg run')   # next background, by signal",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("words", nargs="+", metavar="COMMAND", help="the command and its argument")
+    p.add_argument(
+        "--socket", metavar="PATH", default=None, help="the run's --control socket, if not default"
+    )
+    p.set_defaults(func=_cmd_ctl)
+    p = sub.add_parser(
+        "doctor",
+        help="check the virtual camera, cameras, engines and model; print fixes",
+        description="Check that this machine can run vbg: the virtual camera (v4l2loopback "
+        "on Linux, OBS elsewhere), cameras, inference engines and the default model. Each "
+        "failed check prints the command that fixes it; the exit status is 1 if one failed.",
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser(
+        "cameras",
+        help="list video devices with their formats and sizes",
+        description="List the video devices (cameras and virtual cameras) with their pixel "
+        "formats and frame sizes; the first column is what --camera takes.",
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(func=_cmd_cameras)
+    p = sub.add_parser(
+        "info",
+        help="versions of vbg, Python and its libraries (for bug reports)",
+        description="Print the versions of vbg, Python, the platform and the libraries vbg "
+        "uses, and the engines available.",
+        formatter_class=_Formatter,
+    )
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_ctl(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.control import send_command
+
+    action = send_command(" ".join(args.words), args.socket)
+    if not args.quiet:
+        print(f"sent {action}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.doctor import doctor
+
+    return doctor()
+
+
+def _cmd_cameras(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.cameras import format_cameras, list_cameras
+
+    print(format_cameras(list_cameras()))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vbg.info import info_text
+
+    print(info_text())
+    return 0
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -434,6 +597,7 @@ _TEMPORAL = (
     "crf_every",
 )
 _MODEL = ("model", "engine", "threads")
+_FRAMING = ("background_align", "background_zoom")
 
 
 def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -449,6 +613,12 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "harmonize",
         "keep_partial",
         "progress",
+        "overwrite",
+        "crf",
+        "preset",
+        "mask_only",
+        "output_alpha",
+        *_FRAMING,
         *_MODEL,
         *_TEMPORAL,
     )
@@ -480,6 +650,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "max_frames",
         "loop",
         "keep_partial",
+        "overwrite",
+        "control",
+        *_FRAMING,
         *_MODEL,
         *_TEMPORAL,
     )
@@ -585,6 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version (0) and usage errors (2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     _setup_logging(args.quiet)
+    # OpenCV prints its own "[ WARN:0@0.1] ..." lines (a camera index that does not exist, a
+    # codec probe); vbg reports failures itself. Read when cv2 is first imported.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+
     from vbg.signals import exit_code, stop_on_signals
 
     try:
@@ -603,9 +780,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
         print(f"vbg: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt as e:  # one line: the signal, and what became of the output
         name = getattr(e, "signal_name", None)
-        print(f"vbg: interrupted{f' ({name})' if name else ''}", file=sys.stderr)
+        detail = getattr(e, "detail", None)
+        print(
+            f"vbg: interrupted{f' ({name})' if name else ''}{f': {detail}' if detail else ''}",
+            file=sys.stderr,
+        )
         return exit_code(e)
 
 

@@ -15,13 +15,21 @@ float (cv2.blendLinear with float weight maps) costs ~2 ms.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
-from vbg.backgrounds import BackgroundSpec, cover_fit, load_background_image
+from vbg.backgrounds import BackgroundSpec, load_background_image
 from vbg.blur import HaloFreeBlur
+from vbg.framing import Framing, fit_background, person_box
 from vbg.harmonize import Harmonizer
 from vbg.lightwrap import LightWrap
+
+if TYPE_CHECKING:
+    from vbg.video_background import VideoBackground
+
+AUTO_ALIGN_FRAMES = 30  # align=auto: look this many frames for a person, then keep the default
 
 
 class Compositor:
@@ -35,6 +43,7 @@ class Compositor:
         spec: BackgroundSpec,
         size: tuple[int, int],
         *,
+        framing: Framing | None = None,
         light_wrap: bool = True,
         harmonize: bool = False,
     ) -> None:
@@ -44,6 +53,11 @@ class Compositor:
         self.harmonize = Harmonizer() if harmonize else None
         self._size: tuple[int, int] | None = None
         self._source: np.ndarray | None = None  # decoded background image, before fitting
+        # --- framing (vbg.framing): where the person is, measured once for align=auto
+        self.framing = framing or Framing()
+        self.person_box: tuple[float, float] | None = None
+        self._box_frames_left = AUTO_ALIGN_FRAMES if self.framing.align == "auto" else 0
+        self._video: VideoBackground | None = None
         self.spec = spec
         self.set_background(spec)
         self._allocate(int(size[0]), int(size[1]))
@@ -51,8 +65,10 @@ class Compositor:
     # --- configuration (not per frame) --------------------------------------------------
 
     def set_background(self, spec: BackgroundSpec) -> None:
-        """Switches background; an image is decoded now and fitted once per frame size."""
+        """Switches background; an image is decoded now and fitted once per frame size;
+        a video is decoded ahead on its own thread (vbg.video_background)."""
         source = load_background_image(spec.path) if spec.kind == "image" else None
+        self.close()  # a previous video background's decoder
         self.spec = spec
         self._source = source
         if self._size is not None:
@@ -78,11 +94,20 @@ class Compositor:
         h, w = self.size
         spec = self.spec
         if spec.kind == "image":
-            self._bg[...] = cover_fit(self._source, h, w)
+            self._bg[...] = fit_background(
+                self._source, h, w, focal=spec.focal, framing=self.framing, box=self.person_box
+            )
             if self.light_wrap is not None:
                 self.light_wrap.set_background(self._bg)
             if self.harmonize is not None:
                 self.harmonize.set_background(self._bg)
+        elif spec.kind == "video":
+            from vbg.video_background import VideoBackground
+
+            self.close()  # a new size: a new decoder fitting to it
+            self._video = VideoBackground(
+                spec.path, (h, w), framing=self.framing, focal=spec.focal, box=self.person_box
+            )
         elif spec.kind == "color":
             self._bg[...] = np.asarray(spec.color_bgr, dtype=np.uint8)
         else:
@@ -91,7 +116,10 @@ class Compositor:
 
     # --- per frame ------------------------------------------------------------------------
 
-    def __call__(self, frame_bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
+    def __call__(
+        self, frame_bgr: np.ndarray, alpha_u8: np.ndarray, t: float | None = None
+    ) -> np.ndarray:
+        """t: the frame's time in seconds, for a video background (None: the wall clock)."""
         if frame_bgr.dtype != np.uint8 or alpha_u8.dtype != np.uint8:
             raise TypeError("frame and alpha must be uint8")
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
@@ -101,9 +129,14 @@ class Compositor:
         h, w = frame_bgr.shape[:2]
         if (h, w) != self._size:
             self._allocate(h, w)  # a new frame size: once, not per frame
+        if self._box_frames_left:
+            self._measure_person(alpha_u8)
         if self.spec.kind == "blur":
             self.blur(frame_bgr, alpha_u8, out=self._bg)
-        # Per-pixel stages act on image backgrounds only (see __init__).
+        elif self._video is not None:
+            np.copyto(self._bg, self._video.frame(t))
+        # Per-pixel stages act on still image backgrounds only (see __init__); they keep
+        # statistics of the fitted image, which a video background would make per frame.
         image = self.spec.kind == "image"
         if image and self.harmonize is not None:
             frame_bgr = self.harmonize(frame_bgr, alpha_u8)
@@ -121,6 +154,22 @@ class Compositor:
         cv2.multiply(bg, self._inv3, dst=self._out, scale=1.0 / 255.0)
         cv2.add(self._out, self._fg, dst=self._out)
         return self._out
+
+    def _measure_person(self, alpha_u8: np.ndarray) -> None:
+        """align=auto: the first frame with a person decides the side of the landmark."""
+        self._box_frames_left -= 1
+        box = person_box(alpha_u8)
+        if box is None:
+            return
+        self.person_box, self._box_frames_left = box, 0
+        if self.spec.kind in ("image", "video"):
+            self._prepare_background()
+
+    def close(self) -> None:
+        """Stops a video background's decoding thread (nothing to do for the others)."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
 
     @property
     def background(self) -> np.ndarray:

@@ -69,6 +69,14 @@ class ProcessConfig(MaskOptions):
     harmonize: bool = False  # image backgrounds only (vbg.harmonize)
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
     progress: bool = True
+    background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
+    background_zoom: float | None = None  # None: as little as the alignment needs
+    # What is written (vbg.outputs): the composite, the matte, or the person with alpha.
+    mask_only: bool = False
+    output_alpha: bool = False
+    crf: int = 18  # H.264 quality: 18 re-encodes the sample clip at ~0.97x its bitrate
+    preset: str = "veryfast"
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,11 @@ class RunConfig(MaskOptions):
     max_frames: int | None = None
     loop: bool = False  # a video file as the camera: play it again at its end
     keep_partial: bool = True  # a recording cut short (signal, error) is finalized
+    background_align: str = "auto"  # auto|left|right|center: the landmark beside the person
+    background_zoom: float | None = None  # None: as little as the alignment needs
+    overwrite: bool = False  # a recording (--output FILE.mp4) may replace an existing file
+    # vbg ctl socket: True = the default path (vbg.control), a path, or False = none
+    control: bool | str = True
 
 
 ConfigT = TypeVar("ConfigT", ProcessConfig, RunConfig)
@@ -136,6 +149,10 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
         return parse_size(value)
     if key == "camera":
         return parse_camera(value)
+    if key == "control":
+        if isinstance(value, bool) or (isinstance(value, str) and value):
+            return value
+        raise VbgError(f"config: 'control' must be true, false or a socket path, not {value!r}")
     if cls is RunConfig and key in ("background", "output"):
         return _as_tuple(key, value)
     default = {f.name: f.default for f in dataclasses.fields(cls)}[key]
@@ -145,7 +162,7 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise VbgError(f"config: '{key}' must be true or false, not {value!r}")
         return value
-    if isinstance(default, float):
+    if isinstance(default, float) or key == "background_zoom":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise VbgError(f"config: '{key}' must be a number, not {value!r}")
         return float(value)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from vbg.compose import Compositor
     from vbg.config import ProcessConfig, RunConfig
     from vbg.edges import EdgeColors
+    from vbg.framing import Framing
+    from vbg.outputs import OutputOptions
     from vbg.refine import Refiner
     from vbg.segmenter import Segmenter
     from vbg.sources import Frame
@@ -70,6 +72,7 @@ class FrameProcessor:
     edge_colors: EdgeColors | None = None  # offline: decontaminate soft-edge colours
     light_wrap: bool = True  # image backgrounds: the scene's light on the edge (vbg.lightwrap)
     harmonize: bool = False  # image backgrounds: person's tone toward the scene (vbg.harmonize)
+    framing: Framing | None = None  # where image backgrounds put their landmark
 
     @property
     def engine_name(self) -> str:
@@ -102,8 +105,9 @@ class FrameProcessor:
             # The segmenter's model-resolution image: the guided filter's small guide.
             return self.refiner(prob, frame_bgr, getattr(self.segmenter, "small", None))
 
-    def process(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """The composited BGR frame."""
+    def process(self, frame_bgr: np.ndarray, t: float | None = None) -> np.ndarray:
+        """The composited BGR frame. t: its time in seconds (which frame of a video
+        background shows; None = the wall clock, for live sources)."""
         alpha = self.mask(frame_bgr)
         with self.timer.stage("compositing"):
             if self.compositor is None:
@@ -114,12 +118,13 @@ class FrameProcessor:
                 self.compositor = Compositor(
                     self.background,
                     frame_bgr.shape[:2],
+                    framing=self.framing,
                     light_wrap=self.light_wrap,
                     harmonize=self.harmonize,
                 )
             if self.edge_colors is not None:
                 frame_bgr = self.edge_colors(frame_bgr, alpha)
-            return self.compositor(frame_bgr, alpha)
+            return self.compositor(frame_bgr, alpha, t)
 
     def reset(self) -> None:
         """Forget temporal state: a scene cut, a seek, a new still image, a restarted source."""
@@ -137,6 +142,8 @@ class FrameProcessor:
             self.compositor.set_background(spec)
 
     def close(self) -> None:
+        if self.compositor is not None:
+            self.compositor.close()  # a video background's decoding thread
         self.segmenter.engine.close()
 
 
@@ -158,6 +165,7 @@ def build_processor(
     light_wrap: bool = True,
     harmonize: bool = False,
     timer: StageTimer | None = None,
+    framing: Framing | None = None,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
 
@@ -192,11 +200,14 @@ def build_processor(
             edge_colors=EdgeColors() if decontaminate else None,
             light_wrap=light_wrap,
             harmonize=harmonize,
+            framing=framing,
         )
         if spec is not None and size is not None:
             from vbg.compose import Compositor
 
-            proc.compositor = Compositor(spec, size, light_wrap=light_wrap, harmonize=harmonize)
+            proc.compositor = Compositor(
+                spec, size, framing=framing, light_wrap=light_wrap, harmonize=harmonize
+            )
     except BaseException:
         eng.close()
         raise
@@ -230,6 +241,27 @@ def _temporal_config(cfg: ProcessConfig | RunConfig) -> TemporalConfig:
         )
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
+
+
+def _output_options(cfg: ProcessConfig) -> OutputOptions:
+    from vbg.outputs import OutputOptions
+
+    if cfg.mask_only and cfg.output_alpha:
+        raise VbgError("--mask-only and --output-alpha exclude each other: choose one")
+    mode = "mask" if cfg.mask_only else "alpha" if cfg.output_alpha else "composite"
+    try:
+        return OutputOptions(mode=mode, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite)
+    except ValueError as e:
+        raise VbgError(str(e)) from e
+
+
+def _framing(cfg: ProcessConfig | RunConfig) -> Framing:
+    from vbg.framing import Framing
+
+    try:
+        return Framing(align=cfg.background_align, zoom=cfg.background_zoom)
+    except ValueError as e:
+        raise VbgError(f"bad background framing: {e}") from e
 
 
 # ---------------------------------------------------------------------------- progress
@@ -340,6 +372,8 @@ def process_video(
     progress: bool = True,
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
+    framing: Framing | None = None,
+    out: OutputOptions | None = None,
 ) -> ProcessResult:
     """Replaces the background of every frame of a video (or of one image) into `output`.
 
@@ -351,24 +385,40 @@ def process_video(
     either way.
     Image input: an image output (png/jpg/...), written atomically.
     processor: a ready FrameProcessor (its background is replaced by `background`).
+    out: the output mode (composite, mask, alpha), H.264 quality and overwriting (see
+    vbg.outputs); default: a composite at the default quality, replacing an existing file.
     """
+    from vbg.outputs import (
+        OutputOptions,
+        check_alpha_output,
+        check_overwrite,
+        is_png_sequence,
+        renderer,
+    )
     from vbg.sinks import ImageSink, VideoFileSink, check_output_path
     from vbg.sources import ImageSource, open_input
 
+    out = out or OutputOptions(overwrite=True)
     input, output = Path(input), Path(output)
     src = open_input(input)  # missing / corrupt input fails here, before anything is made
     try:
         if output.exists() and output.resolve() == input.resolve():
             raise VbgError(f"output {output} is the input file; choose another name")
-        check_output_path(output)  # a folder, no permission: before the model loads
+        # Before the model loads: an existing output (unless --overwrite), then a missing
+        # folder or no permission (a PNG-sequence output is a folder by design).
+        check_overwrite(output, overwrite=out.overwrite)
+        if not (out.mode == "alpha" and is_png_sequence(output)):
+            check_output_path(output)
         is_image = isinstance(src, ImageSource)
         suffix = output.suffix.lower()
-        if is_image and suffix not in ImageSink.EXTS:
+        if out.mode == "alpha":
+            check_alpha_output(output, is_image=is_image)
+        elif is_image and suffix not in ImageSink.EXTS:
             raise VbgError(
                 f"the input is an image, so the output must be one too "
                 f"({', '.join(sorted(ImageSink.EXTS))}), not {output.name}"
             )
-        if not is_image and suffix not in VIDEO_OUTPUT_SUFFIXES:
+        elif not is_image and suffix not in VIDEO_OUTPUT_SUFFIXES:
             raise VbgError(
                 f"the output of a video must be {', '.join(VIDEO_OUTPUT_SUFFIXES)} "
                 f"(H.264), not {output.name}"
@@ -390,20 +440,31 @@ def process_video(
                 decontaminate=decontaminate,
                 light_wrap=light_wrap,
                 harmonize=harmonize,
+                framing=framing,
             )
         else:
             processor.set_background(background)
         try:
+            render = renderer(processor, out.mode)
             if is_image:
-                return _process_image(src, output, processor)
-            sink = VideoFileSink(
-                output,
-                fps=src.fps,
-                width=src.width,
-                height=src.height,
-                audio_from=input if src.has_audio else None,
+                return _process_image(src, output, processor, render)
+            if out.mode == "alpha":
+                from vbg.alpha_sinks import open_alpha_sink
+
+                sink = open_alpha_sink(output, fps=src.fps, width=src.width, height=src.height)
+            else:
+                sink = VideoFileSink(
+                    output,
+                    fps=src.fps,
+                    width=src.width,
+                    height=src.height,
+                    audio_from=input if src.has_audio else None,
+                    crf=out.crf,
+                    preset=out.preset,
+                )
+            return _process_frames(
+                src, sink, processor, progress, keep_partial_on_interrupt, render
             )
-            return _process_frames(src, sink, processor, progress, keep_partial_on_interrupt)
         finally:
             if own:
                 processor.close()
@@ -411,13 +472,13 @@ def process_video(
         src.close()
 
 
-def _process_image(src: Any, output: Path, proc: FrameProcessor) -> ProcessResult:
+def _process_image(src: Any, output: Path, proc: FrameProcessor, render: Any) -> ProcessResult:
     from vbg.sinks import ImageSink
 
     t0 = time.perf_counter()
     frame = next(iter(src))
     proc.reset()
-    out = proc.process(frame.image)
+    out = render(frame.image)
     with proc.timer.stage("output"):
         sink = ImageSink(output)
         sink.write(out)
@@ -427,9 +488,15 @@ def _process_image(src: Any, output: Path, proc: FrameProcessor) -> ProcessResul
 
 
 def _process_frames(
-    src: Any, sink: Any, proc: FrameProcessor, progress: bool, keep_partial: bool
+    src: Any,
+    sink: Any,
+    proc: FrameProcessor,
+    progress: bool,
+    keep_partial: bool,
+    render: Any = None,
 ) -> ProcessResult:
     timer = proc.timer
+    render = render or proc.process  # frame -> what the sink writes (vbg.outputs.renderer)
     bar = Progress(src.frame_count, enabled=progress, label=Path(sink.path).name)
     t0 = time.perf_counter()
     proc.reset()  # a new video: no state from whatever ran before
@@ -440,7 +507,7 @@ def _process_frames(
                 frame: Frame | None = next(frames, None)
             if frame is None:
                 break
-            out = proc.process(frame.image)
+            out = render(frame.image, frame.pts)
             with timer.stage("output"):
                 sink.write(out, frame.pts)
             timer.end_frame()
@@ -449,14 +516,14 @@ def _process_frames(
         sink.close()  # renames the finished file into place
     except KeyboardInterrupt as e:
         bar.close()
-        why = getattr(e, "signal_name", None) or "interrupted"
-        _end_partial(sink, keep_partial, f"{why}:")
+        # The CLI prints one line: "vbg: interrupted (SIGTERM): <what became of the file>".
+        e.detail = _end_partial(sink, keep_partial)  # type: ignore[attr-defined]
         raise
     except VbgError:
         # A truncated or corrupt input (the error says where decoding stopped), or an
         # encoding error: the frames so far are kept only when asked to.
         bar.close()
-        _end_partial(sink, keep_partial, "stopped early:")
+        log.warning("stopped early: %s", _end_partial(sink, keep_partial))
         raise
     except BaseException:
         bar.close()
@@ -465,19 +532,19 @@ def _process_frames(
     return ProcessResult(Path(sink.path), sink.frames_written, time.perf_counter() - t0, timer)
 
 
-def _end_partial(sink: Any, keep: bool, why: str) -> None:
+def _end_partial(sink: Any, keep: bool) -> str:
     """A run cut short: finalize the frames written so far as a valid shorter file (keep),
-    or remove it. Never raises: the reason the run stopped is what the user must see."""
+    or remove it; says which. Never raises: the reason the run stopped is what the user
+    must see."""
     if keep and sink.frames_written > 0:
         try:
             sink.close(trim_audio=True)
         except (VbgError, OSError) as e:
-            log.warning("%s could not keep the partial %s: %s", why, sink.path, e)
-            return
-        log.warning("%s kept the first %d frames in %s", why, sink.frames_written, sink.path)
-    else:
-        sink.abort()
-        log.warning("%s %s not written", why, sink.path)
+            sink.abort()
+            return f"could not keep the partial {sink.path}: {e}"
+        return f"kept the first {sink.frames_written} frames in {sink.path}"
+    sink.abort()
+    return f"{sink.path} not written"
 
 
 def process_config(cfg: ProcessConfig) -> ProcessResult:
@@ -501,15 +568,19 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         harmonize=cfg.harmonize,
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
+        framing=_framing(cfg),
+        out=_output_options(cfg),
     )
-    log.info(
-        "wrote %s: %d frame%s in %.1f s (%.1f fps)",
-        result.output,
-        result.frames,
-        "" if result.frames == 1 else "s",
-        result.seconds,
-        result.fps,
-    )
+    if result.frames == 1:  # an image: its time, not "1 frame (0.6 fps)"
+        log.info("wrote %s in %.2f s", result.output, result.seconds)
+    else:
+        log.info(
+            "wrote %s: %d frames in %.1f s (%.1f fps)",
+            result.output,
+            result.frames,
+            result.seconds,
+            result.fps,
+        )
     return result
 
 
@@ -565,7 +636,15 @@ class LiveOptions:
     # and replaced by the plain background after plain_after_s.
     notice_after_s: float = 1.0
     plain_after_s: float = 4.0
+    # More action sources besides the preview (poll_actions(): vbg.control's socket, signals).
     action_sources: Sequence[ActionSource] = ()
+    overwrite: bool = True  # a recording may replace an existing file
+
+
+def _default_blur() -> BackgroundSpec:
+    from vbg.backgrounds import BackgroundSpec
+
+    return BackgroundSpec(kind="blur")
 
 
 @dataclass
@@ -583,6 +662,7 @@ class _LiveState:
     period: float = 1 / 30
     bg_index: int = 0
     blur_on: bool = False
+    blur_spec: BackgroundSpec = field(default_factory=lambda: _default_blur())
     paused: bool = False
     loop_mirror: bool = False
     t_origin: float = 0.0
@@ -643,8 +723,10 @@ def _close_sinks(sinks: Sequence[Any], *, ok: bool) -> None:
         raise first
 
 
-def check_outputs(outputs: Sequence[Any]) -> None:
-    """Checks output names before a camera or model is opened."""
+def check_outputs(outputs: Sequence[Any], *, overwrite: bool = True) -> None:
+    """Checks output names before a camera or model is opened (and, unless overwrite, that
+    no recording would replace an existing file)."""
+    from vbg.outputs import check_overwrite
     from vbg.sinks import check_output_path
 
     if not outputs:
@@ -658,6 +740,7 @@ def check_outputs(outputs: Sequence[Any]) -> None:
                     f"({', '.join(VIDEO_OUTPUT_SUFFIXES)})"
                 )
             check_output_path(p)
+            check_overwrite(p, overwrite=overwrite)
 
 
 def run_live(
@@ -681,6 +764,8 @@ def run_live(
     processor: FrameProcessor | None = None,
     read_timeout: float = 1.0,
     options: LiveOptions | None = None,
+    framing: Framing | None = None,
+    controls: Sequence[Any] = (),
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
 
@@ -695,6 +780,8 @@ def run_live(
     A lost camera does not stop the loop: the live outputs keep receiving frames at the
     output rate (see LiveOptions) until it is back.
     Stops on a quit action, Ctrl-C / SIGTERM / SIGHUP, max_frames, or the source ending.
+    framing: where image backgrounds put their landmark (vbg.framing).
+    controls: more action sources (poll_actions(): vbg.control's socket, signals).
     """
     from vbg.backgrounds import parse_background
 
@@ -708,12 +795,13 @@ def run_live(
         vcam_backend=vcam_backend,
         max_frames=max_frames,
         read_timeout=read_timeout,
+        action_sources=tuple(controls),
     )
     # Everything the user typed is checked before the camera or the model is opened.
     specs = [parse_background(b) if isinstance(b, str) else b for b in opts.backgrounds] or [
         parse_background("blur")
     ]
-    check_outputs(opts.outputs)
+    check_outputs(opts.outputs, overwrite=opts.overwrite)
     if opts.max_frames is not None and opts.max_frames <= 0:
         raise VbgError(f"max_frames must be positive, not {opts.max_frames}")
 
@@ -728,6 +816,7 @@ def run_live(
             edges=edges,
             feather_px=feather_px,
             crf_every=crf_every,
+            framing=framing,
         )
     else:
         processor.set_background(specs[0])
@@ -858,6 +947,16 @@ def apply_actions(st: _LiveState, sources: Sequence[ActionSource]) -> bool:
         for action in source.poll_actions():
             if action == "quit":
                 quit_now = True
+            elif action.startswith("blur:"):  # vbg ctl blur K: the strength, live
+                k = _blur_strength(action)
+                if k:
+                    st.blur_spec, st.blur_on = BackgroundSpec(kind="blur", blur_ksize=k), True
+                    st.proc.set_background(st.blur_spec)
+            elif action.startswith("background:"):  # vbg ctl background NAME
+                i = _named_background(action, st.specs)
+                if i is not None:
+                    st.bg_index, st.blur_on = i, False
+                    st.proc.set_background(st.specs[i])
             elif action in ("next_background", "prev_background"):
                 step = 1 if action == "next_background" else -1
                 st.bg_index = (st.bg_index + step) % len(st.specs)
@@ -865,8 +964,7 @@ def apply_actions(st: _LiveState, sources: Sequence[ActionSource]) -> bool:
                 st.proc.set_background(st.specs[st.bg_index])
             elif action == "blur":
                 st.blur_on = not st.blur_on
-                blur = BackgroundSpec(kind="blur")
-                st.proc.set_background(blur if st.blur_on else st.specs[st.bg_index])
+                st.proc.set_background(st.blur_spec if st.blur_on else st.specs[st.bg_index])
             elif action == "mirror":
                 if hasattr(st.src, "mirror"):
                     st.src.mirror = not st.src.mirror
@@ -910,8 +1008,11 @@ def _step(st: _LiveState, frame: Frame) -> None:
     status = _status_line(st.fps_ema, timer)
     if st.opts.show_fps and not st.previews:
         overlay_text(out, status)
+    label = _background_label(st.blur_spec if st.blur_on else st.specs[st.bg_index])
     for p in st.previews:
         p.set_status(status)
+        if hasattr(p, "set_title"):  # the active background and the hotkeys
+            p.set_title(f"vbg: {label}  |  {HOTKEY_LEGEND}")
     with timer.stage("output"):
         pts = frame.t_capture - st.t_origin
         for s in st.sinks:
@@ -994,6 +1095,37 @@ def _outage_picture(st: _LiveState, phase: str) -> np.ndarray:
     return picture
 
 
+HOTKEY_LEGEND = "n/p background  b blur  m mirror  space pause  f fps  q quit"
+
+
+def _background_label(spec: Any) -> str:
+    """A short name for the window title: a bundled name or file stem, blur:K, color:#..."""
+    return Path(spec.path).stem if spec.kind == "image" else spec.describe()
+
+
+def _blur_strength(action: str) -> int | None:
+    arg = action.split(":", 1)[1]
+    if not arg.isdigit() or int(arg) < 1:
+        log.warning("control: bad blur strength %r", arg)
+        return None
+    return int(arg)
+
+
+def _named_background(action: str, specs: list[Any]) -> int | None:
+    """background:NAME -> its index in specs (appended when new); None and a warning when
+    NAME is no background (a typo must not stop the camera)."""
+    from vbg.backgrounds import parse_background
+
+    try:
+        spec = parse_background(action.split(":", 1)[1])
+    except VbgError as e:
+        log.warning("control: %s", e)
+        return None
+    if spec not in specs:
+        specs.append(spec)
+    return specs.index(spec)
+
+
 def _first_frame(src: Any, timeout: float) -> Frame | None:
     deadline = time.perf_counter() + FIRST_FRAME_TIMEOUT_S
     while time.perf_counter() < deadline:
@@ -1016,10 +1148,39 @@ def _status_line(fps: float | None, timer: StageTimer) -> str:
     return "  ".join(parts)
 
 
+def _open_controls(cfg: RunConfig) -> list[Any]:
+    """The control socket (vbg ctl) and SIGUSR1/SIGUSR2, unless --no-control."""
+    from vbg.control import ControlSocket, SignalActions
+
+    if not cfg.control:
+        return []
+    controls: list[Any] = [SignalActions()]
+    try:
+        sock = ControlSocket(None if cfg.control is True else cfg.control)
+    except VbgError as e:  # steering is a convenience: the camera runs without it
+        log.warning("%s; vbg ctl will not reach this run", e)
+    else:
+        controls.append(sock)
+        log.info("control: vbg ctl next|prev|blur [K]|pause|background NAME (%s)", sock.path)
+    return controls
+
+
 def run_config(cfg: RunConfig) -> LiveResult:
     """`vbg run` from its resolved config. The outputs are always at --size: a camera that
-    delivers another size, or comes back at one, is scaled to it."""
+    delivers another size, or comes back at one, is scaled to it. The control socket and
+    signals (vbg.control) steer it while it runs."""
+    controls = _open_controls(cfg)
+    try:
+        return _run_config(cfg, controls)
+    finally:
+        for c in controls:
+            c.close()
+
+
+def _run_config(cfg: RunConfig, controls: list[Any]) -> LiveResult:
     options = LiveOptions(
+        action_sources=tuple(controls),
+        overwrite=cfg.overwrite,
         outputs=cfg.output,
         backgrounds=cfg.background,
         size=cfg.size,
@@ -1042,6 +1203,7 @@ def run_config(cfg: RunConfig) -> LiveResult:
         feather_px=cfg.feather_px,
         crf_every=cfg.crf_every,
         options=options,
+        framing=_framing(cfg),
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:

@@ -341,6 +341,7 @@ class ImageSink:
     write() replaces the image (the last frame wins)."""
 
     EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+    ALPHA_EXTS = frozenset({".png", ".webp", ".tif", ".tiff"})
 
     def __init__(self, path: str | os.PathLike[str], *, jpeg_quality: int = 95) -> None:
         self.path = Path(path)
@@ -362,7 +363,9 @@ class ImageSink:
             raise VbgError(f"write to {self.path} after close()")
         if not isinstance(frame_bgr, np.ndarray) or frame_bgr.dtype != np.uint8:
             raise TypeError("frame must be a uint8 numpy array")
-        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+        # BGRA (a transparent background, vbg process --output-alpha) where the format has alpha.
+        channels = (3, 4) if self.ext in self.ALPHA_EXTS else (3,)
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] not in channels:
             raise ValueError(f"frame shape must be (H, W, 3) BGR, got {frame_bgr.shape}")
         ok, buf = cv2.imencode(self.ext, frame_bgr, self._params)
         if not ok:
@@ -597,6 +600,13 @@ class PreviewSink:
     def set_status(self, text: str) -> None:
         """The line drawn on the frame while the overlay is on ('f')."""
         self.status_text = text
+
+    def set_title(self, text: str) -> None:
+        """The window title (the live loop shows the active background and the hotkeys)."""
+        if text != getattr(self, "_title", None) and not self.closed:
+            self._title = text
+            with contextlib.suppress(self._tk.TclError):
+                self._root.title(text)
 
     def write(self, frame_bgr: np.ndarray, pts: float | None = None) -> None:
         if self.closed:

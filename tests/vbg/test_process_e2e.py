@@ -206,11 +206,11 @@ class _StopAfter:
         self.proc, self.n, self.exc, self.i = proc, n, exc, 0
         real = proc.process
 
-        def process(frame):
+        def process(frame, t=None):
             if self.i == self.n:
                 raise self.exc
             self.i += 1
-            return real(frame)
+            return real(frame, t)
 
         proc.process = process
 
