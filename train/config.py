@@ -32,6 +32,7 @@ class TrainConfig:
     max_images: int = 0  # cap after the empty-image selection; 0 = no cap
     seed: int = 0  # split, sampling, shuffling, augmentation and init all derive from it
     split: tuple[float, float, float] = (0.75, 0.125, 0.125)  # train/val/test, grouped
+    mix: str = ""  # mix file: training-only pools + source/kind weights (train/sampler.py)
     # --- model -------------------------------------------------------------------------
     architecture: str = "Unet"
     encoder: str = "resnet34"

@@ -575,7 +575,7 @@ def fit(cfg: TrainConfig) -> FitResult:
 
 
 def _data_paths(cfg: TrainConfig) -> dict[str, str]:
-    return {k: getattr(cfg, k) for k in ("ann", "images") if getattr(cfg, k)}
+    return {k: getattr(cfg, k) for k in ("ann", "images", "mix") if getattr(cfg, k)}
 
 
 def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
@@ -651,6 +651,16 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
             shuffle=True,
             seed=cfg.seed,
             drop_last=True,
+        )
+    elif cfg.mix:
+        # Training-only pools, drawn by source and kind weights (train/sampler.py).
+        from train.sampler import build_mixed_train_set
+
+        def pool_dataset(c: Any, root: str, ids: list[int]) -> Any:
+            return CocoPersonDataset(c, root, ids, train_ds.transform, crowd=cfg.crowd)
+
+        train_ds, train_sampler = build_mixed_train_set(
+            cfg.mix, train_ds, pool_dataset, sampler_gen, say
         )
     else:
         train_sampler = RandomSampler(train_ds, generator=sampler_gen)
