@@ -271,17 +271,17 @@ def make_composite(
 
 
 def smooth_path(n: int, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
-    """n values in [lo, hi] along a smooth random path (sum of slow sinusoids)."""
-    t = np.linspace(0, 1, n)
-    v = np.zeros(n)
-    for _ in range(3):
-        v += rng.uniform(0.3, 1.0) * np.sin(
-            2 * math.pi * (rng.uniform(0.2, 1.2) * t + rng.random())
-        )
-    v = (v - v.min()) / max(np.ptp(v), 1e-6)
+    """n values in [lo, hi] along a smooth random path: a sum of slow sinusoids (at most one
+    cycle per 48 frames), so the speed per frame is bounded whatever the clip's length."""
+    t = np.arange(n) / 48.0
+    amps = rng.uniform(0.3, 1.0, 3)
+    v = (
+        sum(a * np.sin(2 * math.pi * (rng.uniform(0.2, 1.0) * t + rng.random())) for a in amps)
+        / amps.sum()
+    )  # in [-1, 1]
     span = rng.uniform(0.2, 1.0) * (hi - lo)
-    start = rng.uniform(lo, hi - span)
-    return start + v * span
+    centre = rng.uniform(lo + span / 2, hi - span / 2)
+    return centre + v * span / 2
 
 
 def make_clip(

@@ -19,7 +19,28 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 DAVIS2016_VAL = frozenset(
-    ["blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "car-shadow", "cows", "dance-twirl", "dog", "drift-chicane", "drift-straight", "goat", "horsejump-high", "kite-surf", "libby", "motocross-jump", "paragliding-launch", "parkour", "scooter-black", "soapbox"]
+    [
+        "blackswan",
+        "bmx-trees",
+        "breakdance",
+        "camel",
+        "car-roundabout",
+        "car-shadow",
+        "cows",
+        "dance-twirl",
+        "dog",
+        "drift-chicane",
+        "drift-straight",
+        "goat",
+        "horsejump-high",
+        "kite-surf",
+        "libby",
+        "motocross-jump",
+        "paragliding-launch",
+        "parkour",
+        "scooter-black",
+        "soapbox",
+    ]
 )
 # Benchmark splits shipped inside public person sets (their validation/test folders).
 HELD_OUT_DIRS = frozenset(

@@ -11,6 +11,7 @@ source_weights: {portrait: 1.0, ccp: 1.0, composite: 2.0}   # unlisted sources: 
 kind_weights: {video: 0.5}                                   # unlisted kinds: 1.0
 balance: cells              # or: images
 epoch_size: 0               # samples per epoch; 0 = the main set's training split size
+exclude: runs/check/duplicates.txt   # optional: "source:file_name" lines to leave out
 ```
 
 - `balance: cells` (default): each (source, kind) cell present gets a share of every batch
@@ -51,6 +52,7 @@ class MixConfig:
     kind_weights: dict[str, float] = field(default_factory=dict)
     epoch_size: int = 0
     balance: str = "cells"
+    exclude: frozenset[str] = frozenset()  # "source:file_name" of pool images left out
 
 
 def load_mix(path: str | Path) -> MixConfig:
@@ -63,7 +65,7 @@ def load_mix(path: str | Path) -> MixConfig:
         raise VbgError(f"mix file {path} does not exist")
     data = yaml.safe_load(path.read_text()) or {}
     unknown = sorted(
-        set(data) - {"pools", "source_weights", "kind_weights", "epoch_size", "balance"}
+        set(data) - {"pools", "source_weights", "kind_weights", "epoch_size", "balance", "exclude"}
     )
     if unknown:
         raise VbgError(f"mix file {path}: unknown key(s) {', '.join(unknown)}")
@@ -152,15 +154,19 @@ def cells_of(ds: Any) -> list[tuple[str, str]]:
     ]
 
 
-def pool_ids(coco: Any) -> list[int]:
-    """The pool's images minus any benchmark image (train/exclusion.py), by name."""
+def pool_ids(coco: Any, exclude: frozenset[str] = frozenset()) -> list[int]:
+    """The pool's images minus any benchmark image (train/exclusion.py), by name, and
+    minus the `exclude` list ("source:file_name", e.g. duplicates found by train check)."""
     from train.exclusion import excluded_reason
 
-    return [
-        i
-        for i, im in sorted(coco.imgs.items())
-        if not excluded_reason(str(im.get("source") or ""), im["file_name"], im.get("group"))
-    ]
+    out = []
+    for i, im in sorted(coco.imgs.items()):
+        source = str(im.get("source") or "")
+        if excluded_reason(source, im["file_name"], im.get("group")):
+            continue
+        if f"{source}:{im['file_name']}" not in exclude:
+            out.append(i)
+    return out
 
 
 def build_mixed_train_set(
@@ -178,7 +184,7 @@ def build_mixed_train_set(
     parts = [base]
     for pool in mix.pools:
         coco = load_coco(pool.ann)
-        parts.append(make_dataset(coco, pool.images, pool_ids(coco)))
+        parts.append(make_dataset(coco, pool.images, pool_ids(coco, mix.exclude)))
     cells = [c for p in parts for c in cells_of(p)]
     weights = sample_weights(cells, mix)
     n = mix.epoch_size or len(base)
