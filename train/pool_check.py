@@ -23,18 +23,35 @@ import numpy as np
 from train import eda
 
 DUP_BITS = 6  # of 64: re-encoded or resized copies stay within a few bits
+THUMB_DIFF = 20.0  # mean |difference| of 16x16 colour thumbnails (0-255) confirming a match;
+# the corpus's own near-duplicate shots (same person, same place, moved a little) lie at 11-18
+
+
+def fingerprint(path: Path) -> tuple[int, np.ndarray]:
+    """(64-bit difference hash, 16x16 colour thumbnail) of an image file.
+
+    dHash: grey 9x8 thumbnail, one bit per horizontal gradient sign. On low-detail images
+    (a plain wall, a sky) unrelated photos can share a hash, so a hash match is confirmed
+    with the thumbnails (see `same_image`)."""
+    img = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
+    if img is None:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        return 0, np.zeros((16, 16, 3), np.uint8)
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    thumb = cv2.resize(img, (16, 16), interpolation=cv2.INTER_AREA)
+    return int(np.packbits(bits).view(">u8")[0]), thumb
 
 
 def dhash(path: Path) -> int:
-    """64-bit difference hash: grey 9x8 thumbnail, one bit per horizontal gradient sign."""
-    img = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_4)
-    if img is None:
-        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        return 0
-    small = cv2.resize(img, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).flatten()
-    return int(np.packbits(bits).view(">u8")[0])
+    return fingerprint(path)[0]
+
+
+def same_image(a: np.ndarray, b: np.ndarray, max_diff: float = THUMB_DIFF) -> bool:
+    """Thumbnails close in colour everywhere: a copy, re-encoded, resized or re-lit a little."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean()) <= max_diff
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
