@@ -61,3 +61,12 @@ def test_kinds_are_inferred_from_annotations():
     assert image_kind(dict(img, group="v/1"), one, Counter({"v/1": 5})) == "video"
     assert image_kind(dict(img, kind="multi"), [], Counter()) == "multi"
     assert image_kind(img, [], Counter()) == "empty"
+
+
+def test_val_subset_keeps_evenly_spaced_ids():
+    from train.fit import val_subset
+
+    ids = list(range(100))
+    assert val_subset(ids, 0) == ids and val_subset(ids, 200) == ids
+    sub = val_subset(ids, 30)
+    assert len(sub) <= 30 and sub[0] == 0 and sub[-1] >= 90
