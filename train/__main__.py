@@ -23,6 +23,11 @@ COMMANDS = {
         "train.recover_torch",
         "rebuild a card's lost PyTorch weights from its ONNX file (BatchNorms unfolded)",
     ),
+    "composite": ("train.composite", "synthetic composites and moving clips from labelled people"),
+    "convert": (
+        "train.convert",
+        "a public person dataset as its publisher ships it -> COCO person set",
+    ),
     "quantize": ("train.quantize", "a card's ONNX model as INT8 (static, calibrated) + its card"),
 }
 

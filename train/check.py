@@ -546,6 +546,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="processes that decode the images (default 1)"
     )
     p.add_argument(
+        "--mix",
+        help="also report on the combined training pool of this mix file (pool.md: per "
+        "source and kind, duplicates across sources, images also in the evaluation set)",
+    )
+    p.add_argument(
         "--max-listed",
         type=int,
         default=200,
@@ -578,9 +583,16 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     print(f"report: {report}")
-    if res.ok:
+    mix_ok = check_mix(args, res) if args.mix else True
+    if res.ok and mix_ok:
         print("data OK")
         return 0
+    if res.ok:
+        print(
+            "the training pool is broken or overlaps the evaluation set (see above)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"data is broken: {len(res.problems)} problems", file=sys.stderr)
     for p in res.problems[:50]:
         print(f"  {p}", file=sys.stderr)
@@ -590,6 +602,34 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1
+
+
+def check_mix(args: argparse.Namespace, res: CheckResult) -> bool:
+    """Checks every pool of the mix, then reports on the combined pool; False on a
+    broken pool or an evaluation image inside the pool."""
+    from train.pool_check import check_pool
+    from train.sampler import load_mix
+
+    rows_by_set = [res.rows]
+    ok = True
+    for pool in load_mix(args.mix).pools:
+        r = check_dataset(pool.ann, pool.images, workers=max(1, args.workers), progress=False)
+        print(f"pool {pool.ann}: {r.counts.get('images', 0):,} images, {len(r.problems)} problems")
+        ok = ok and r.ok
+        rows_by_set.append(r.rows)
+    s = check_pool(args.ann, args.images, args.mix, Path(args.out), rows_by_set)
+    print(
+        f"pool: {s['pool_images']:,} images; per source "
+        + ", ".join(f"{k} {v:,}" for k, v in s["per_source"].items())
+    )
+    print("pool per kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(s["per_kind"].items())))
+    print(
+        f"pool: {len(s['cross_source_duplicates'])} cross-source duplicates, "
+        f"{len(s['removed'])} removed -> {s['pool_after_dedup']:,} images; "
+        f"{len(s['eval_leaks'])} pool images also in the evaluation set; "
+        f"report {Path(args.out) / 'pool.md'}"
+    )
+    return ok and not s["eval_leaks"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

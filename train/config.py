@@ -32,6 +32,7 @@ class TrainConfig:
     max_images: int = 0  # cap after the empty-image selection; 0 = no cap
     seed: int = 0  # split, sampling, shuffling, augmentation and init all derive from it
     split: tuple[float, float, float] = (0.75, 0.125, 0.125)  # train/val/test, grouped
+    mix: str = ""  # mix file: training-only pools + source/kind weights (train/sampler.py)
     # --- model -------------------------------------------------------------------------
     architecture: str = "Unet"
     encoder: str = "resnet34"
@@ -63,6 +64,7 @@ class TrainConfig:
     amp: str = "auto"  # auto: fp16 + GradScaler on CUDA, fp32 on CPU | off | fp16 | bf16
     workers: int = 2  # DataLoader worker processes
     val_every: int = 1  # validate every N epochs (and always after the last)
+    val_max_images: int = 0  # validate on at most this many val images, evenly spaced; 0 = all
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     time_limit: float = 0.0  # minutes; stop after the epoch that crosses it (0 = none)
     fit_to_time: bool = False  # with time_limit: shorten `epochs` so the schedule ends in time
@@ -154,8 +156,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name in ("epochs", "batch_size", "val_every", "multiple"):
         if getattr(cfg, name) < 1:
             bad(f"{name} must be at least 1")
-    if cfg.workers < 0 or cfg.max_images < 0:
-        bad("workers and max_images must not be negative")
+    if cfg.workers < 0 or cfg.max_images < 0 or cfg.val_max_images < 0:
+        bad("workers, max_images and val_max_images must not be negative")
     if cfg.height < 1 or cfg.width < 1:
         bad("height and width must be positive")
     if any(c < 1 or c % 32 for c in cfg.crop):

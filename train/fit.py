@@ -418,6 +418,15 @@ def prepare_splits(
     return coco, splits
 
 
+def val_subset(ids: list[int], n: int) -> list[int]:
+    """At most n of the (sorted) validation ids, evenly spaced, so every source keeps its
+    share; n = 0 keeps them all. For quick runs on slow machines."""
+    if n <= 0 or len(ids) <= n:
+        return ids
+    step = math.ceil(len(ids) / n)
+    return ids[::step]
+
+
 # ----------------------------------------------------------------------------- steps
 
 
@@ -622,7 +631,7 @@ def fit(cfg: TrainConfig) -> FitResult:
 
 
 def _data_paths(cfg: TrainConfig) -> dict[str, str]:
-    return {k: getattr(cfg, k) for k in ("ann", "images") if getattr(cfg, k)}
+    return {k: getattr(cfg, k) for k in ("ann", "images", "mix") if getattr(cfg, k)}
 
 
 def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
@@ -679,7 +688,12 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
         coco, cfg.images, splits["train"], get_transform(True, cfg), crowd=cfg.crowd, seed=cfg.seed
     )
     val_ds = CocoPersonDataset(
-        coco, cfg.images, splits["val"], get_transform(False, cfg), crowd=cfg.crowd, seed=cfg.seed
+        coco,
+        cfg.images,
+        val_subset(splits["val"], cfg.val_max_images),
+        get_transform(False, cfg),
+        crowd=cfg.crowd,
+        seed=cfg.seed,
     )
     say(
         f"data: {len(train_ds)} train / {len(val_ds)} val / {len(splits['test'])} test images "
@@ -698,6 +712,16 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
             shuffle=True,
             seed=cfg.seed,
             drop_last=True,
+        )
+    elif cfg.mix:
+        # Training-only pools, drawn by source and kind weights (train/sampler.py).
+        from train.sampler import build_mixed_train_set
+
+        def pool_dataset(c: Any, root: str, ids: list[int]) -> Any:
+            return CocoPersonDataset(c, root, ids, train_ds.transform, crowd=cfg.crowd)
+
+        train_ds, train_sampler = build_mixed_train_set(
+            cfg.mix, train_ds, pool_dataset, sampler_gen, say
         )
     else:
         train_sampler = RandomSampler(train_ds, generator=sampler_gen)
