@@ -257,4 +257,4 @@ def test_fuzz_quick(tmp_path, proc, tiny_card):
 
 @pytest.mark.slow
 def test_fuzz_many(tmp_path, proc, tiny_card):
-    run_fuzz(tmp_path, proc, tiny_card, budget_s=40.0, min_cases=300)
+    run_fuzz(tmp_path, proc, tiny_card, budget_s=8.0, min_cases=300)
