@@ -42,7 +42,8 @@ examples:
 
 The output is H.264 MP4 with the input's frame count, frame rate and duration and its
 audio track copied. It is written under a temporary name and appears only when complete;
-Ctrl-C removes the partial file (with --keep-partial it finalizes a shorter valid file).
+Ctrl-C, SIGTERM or SIGHUP remove the partial file (with --keep-partial it finalizes a
+shorter valid file); so does an input that stops decoding part-way (exit status 1).
 Image inputs (jpg, png, ...) give an image output."""
 
 RUN_EPILOG = """\
