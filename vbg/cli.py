@@ -52,6 +52,7 @@ examples:
   vbg run --camera /dev/video2 --size 1920x1080 --fps 30
   vbg run --output preview --background blur --background paris-eiffel-tower
   vbg run --output vcam --output preview --output call.mp4 --mirror --show-fps
+  vbg run --camera talk.mp4 --loop --output vcam          # a video file as the camera
 
 Outputs combine: `vcam` (a virtual camera for Zoom/Meet/OBS; on Linux it needs
 v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=vbg),
