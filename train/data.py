@@ -81,6 +81,25 @@ def person_mask(coco: COCO, img_id: int) -> tuple[np.ndarray, np.ndarray]:
 SKIPPED_ANNOTATIONS: set[Any] = set()  # ids skipped by annotation_mask (in this process)
 
 
+def unusable_annotations(coco: COCO, ids: Sequence[int]) -> list[Any]:
+    """Ids of the person annotations of `ids` that will be skipped (what `train check`
+    reports as skipped), found once up front so the run can say how many."""
+    from train.check import decode_segmentation
+
+    bad = []
+    for img_id in ids:
+        info = coco.imgs[img_id]
+        h, w = int(info["height"]), int(info["width"])
+        for ann in coco.imgToAnns.get(img_id, []):
+            if ann.get("category_id") != PERSON:
+                continue
+            try:
+                decode_segmentation(ann.get("segmentation"), h, w)
+            except (ValueError, IndexError, TypeError):
+                bad.append(ann.get("id"))
+    return bad
+
+
 def annotation_mask(ann: dict[str, Any], h: int, w: int) -> np.ndarray | None:
     """The annotation's uint8 HxW {0,1} mask, or None for one that `train check` reports as
     skipped (a 2-point polygon, RLE of another size...): skipped and counted, with one
@@ -95,6 +114,11 @@ def annotation_mask(ann: dict[str, Any], h: int, w: int) -> np.ndarray | None:
             SKIPPED_ANNOTATIONS.add(key)
             print(f"train: skipped annotation {key} of image {ann.get('image_id')}: {e}")
         return None
+
+
+def note_skipped(ids: Sequence[Any]) -> None:
+    """Annotations already reported (by unusable_annotations): no per-item line for them."""
+    SKIPPED_ANNOTATIONS.update(ids)
 
 
 def has_person(coco: COCO, img_id: int) -> bool:

@@ -383,7 +383,7 @@ def prepare_splits(
     """(pycocotools COCO, {"train"|"val"|"test": ids}). The selection (empty-image fraction,
     max_images) and the grouped split are seeded; a resumed run reads its saved ids instead,
     so a change in the code or data cannot move images between sides mid-run."""
-    from train.data import load_coco, select_ids
+    from train.data import load_coco, note_skipped, select_ids, unusable_annotations
     from train.split import SPLITS, grouped_split, write_split_coco
 
     if not cfg.ann or not cfg.images:
@@ -395,6 +395,14 @@ def prepare_splits(
     if reuse and ids_file.is_file():
         splits = {k: [int(i) for i in v] for k, v in json.loads(ids_file.read_text()).items()}
         return coco, splits
+    skipped = unusable_annotations(coco, list(coco.imgs))
+    if skipped:
+        note_skipped(skipped)
+        shown = ", ".join(str(i) for i in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        print(
+            f"train: skipping {len(skipped)} person annotation{'s' if len(skipped) != 1 else ''} "
+            f"that do not decode (ids {shown}; `python -m train check` says why)"
+        )
     ids = select_ids(
         coco,
         None,

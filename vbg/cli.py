@@ -46,7 +46,8 @@ examples:
 
 The output is H.264 MP4 with the input's frame count, frame rate and duration and its
 audio track copied. It is written under a temporary name and appears only when complete;
-Ctrl-C removes the partial file (with --keep-partial it finalizes a shorter valid file).
+Ctrl-C, SIGTERM or SIGHUP remove the partial file (with --keep-partial it finalizes a
+shorter valid file); so does an input that stops decoding part-way (exit status 1).
 Image inputs (jpg, png, ...) give an image output."""
 
 RUN_EPILOG = """\
@@ -55,6 +56,7 @@ examples:
   vbg run --camera /dev/video2 --size 1920x1080 --fps 30
   vbg run --output preview --background blur --background paris-eiffel-tower
   vbg run --output vcam --output preview --output call.mp4 --mirror --show-fps
+  vbg run --camera talk.mp4 --loop --output vcam          # a video file as the camera
 
 Outputs combine: `vcam` (a virtual camera for Zoom/Meet/OBS; on Linux it needs
 v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=vbg),

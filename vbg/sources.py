@@ -451,7 +451,9 @@ class _ThreadedSource:
 
 def quiet_opencv() -> None:
     """Silence OpenCV's own WARN/ERROR console lines (e.g. "can't open camera by index"):
-    vbg reports a camera that does not open as one line of its own."""
+    vbg reports a camera that does not open as one line of its own. FFmpeg's log level
+    (a stream URL that refuses the connection) is read when OpenCV first opens a capture."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # an OpenCV build without the utils.logging module

@@ -60,3 +60,21 @@ def test_corrupt_last_checkpoint_falls_back_to_the_previous(tmp_path):
     said: list[str] = []
     assert load_checkpoint_or_previous(last, said.append)["epoch"] == 1
     assert "previous checkpoint" in said[0]
+
+
+def test_fit_skips_and_counts_a_two_point_polygon(tmp_path, capsys):
+    """Regression: an annotation `train check` skips crashed `train fit` mid-epoch."""
+    import json
+
+    from tests.train.fitutil import tiny_config, tiny_data
+    from train.fit import fit
+
+    ann, images = tiny_data(tmp_path / "data")
+    d = json.loads(ann.read_text())
+    person = next(a for a in d["annotations"] if a["category_id"] == 1 and not a.get("iscrowd"))
+    person["segmentation"] = [[1, 1, 5, 5]]  # two points: not a polygon
+    ann.write_text(json.dumps(d))
+    result = fit(tiny_config(ann, images, tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert "skipping 1 person annotation " in out and str(person["id"]) in out
+    assert (result.run_dir / "last.pt").is_file()

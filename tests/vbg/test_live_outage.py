@@ -181,3 +181,36 @@ def test_output_size_scales_every_frame(tiny_card):
     proc = fake_processor(tiny_card, ConstEngine(+20.0))
     run_live(FakeSource(3), processor=proc, options=LiveOptions(outputs=[sink], output_size=size))
     assert {f.shape for f in sink.frames} == {(size[1], size[0], 3)}
+
+
+def test_a_file_as_the_camera_plays_paced_at_the_output_size_and_ends(tiny_card, tmp_path, caplog):
+    """`vbg run --camera FILE`: real time, --size honoured, the end is an end (not an
+    outage: no reconnect messages, no filler)."""
+    from tests.vbg.test_pipeline import RecordingSink
+    from tests.vbg.test_process_e2e import make_clip
+
+    caplog.set_level("INFO", logger="vbg")
+    clip = make_clip(tmp_path / "cam.mp4", frames=15, fps=30, audio=False)
+    sink = RecordingSink()
+    proc = fake_processor(tiny_card, ConstEngine(+20.0))
+    t0 = time.perf_counter()
+    res = run_live(
+        str(clip), processor=proc, options=LiveOptions(outputs=[sink], output_size=(48, 32))
+    )
+    took = time.perf_counter() - t0
+    assert res.stopped_by == "end" and res.filler == 0
+    assert res.frames + res.dropped == 15 and res.frames >= 10
+    assert took >= 0.4  # paced: 15 frames at 30 fps, not decoded as fast as possible
+    assert {f.shape for f in sink.frames} == {(32, 48, 3)}
+    assert not any("reconnect" in r.message for r in caplog.records)
+    assert any("reached the end" in r.message for r in caplog.records)
+
+
+def test_no_opencv_warnings_when_no_camera_opens(capfd):
+    import pytest
+
+    from vbg import VbgError
+
+    with pytest.raises(VbgError, match="cannot open camera"):
+        CameraSource("/dev/video9").start()
+    assert "WARN" not in capfd.readouterr().err

@@ -134,6 +134,48 @@ def test_model_card_values_are_checked(tiny_card, change, match):
         card_from_dict(d)
 
 
+def rotated_clip(path: Path, matrix: tuple[int, ...]) -> Path:
+    """A clip whose track header (tkhd) carries a display matrix, as a phone writes it: the
+    frames are stored landscape with a bright top-left corner."""
+    import struct
+
+    plain = path.with_name("plain-" + path.name)
+    with av.open(str(plain), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        for _ in range(5):
+            img = np.zeros((64, 96, 3), np.uint8)
+            img[:16, :16] = 255
+            for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(pkt)
+        for pkt in v.encode(None):
+            out.mux(pkt)
+    data = plain.read_bytes()
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    i = data.rfind(identity)  # the last one is the track's (the first, the movie's)
+    assert i > 0
+    path.write_bytes(data[:i] + struct.pack(">9I", *matrix) + data[i + 36 :])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("matrix", "rotation", "corner"),
+    [
+        ((0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000), 90, (0, -1)),  # top-right
+        ((0, 0xFFFF0000, 0, 0x10000, 0, 0, 0, 0, 0x40000000), 270, (-1, 0)),  # bottom-left
+    ],
+)
+def test_rotation_metadata_gives_upright_frames(tmp_path, proc, matrix, rotation, corner):
+    path = rotated_clip(tmp_path / "phone.mp4", matrix)
+    src = VideoFileSource(path)
+    assert src.rotation == rotation and (src.width, src.height) == (64, 96)
+    img = next(iter(src)).image
+    assert img.shape == (96, 64, 3) and img[corner[0], corner[1]].min() > 200
+    out = tmp_path / "out.mp4"
+    process_video(path, out, processor=proc, progress=False)
+    assert (VideoFileSource(out).width, VideoFileSource(out).height) == (64, 96)
+
+
 def test_upright_turns_by_the_rotation():
     img = np.zeros((2, 3, 3), np.uint8)
     img[0, 0] = 255  # top-left
@@ -257,4 +299,19 @@ def test_fuzz_quick(tmp_path, proc, tiny_card):
 
 @pytest.mark.slow
 def test_fuzz_many(tmp_path, proc, tiny_card):
-    run_fuzz(tmp_path, proc, tiny_card, budget_s=40.0, min_cases=300)
+    run_fuzz(tmp_path, proc, tiny_card, budget_s=8.0, min_cases=300)
+
+
+def test_cli_truncated_input_exits_1_with_one_line(tmp_path, tiny_card, capsys):
+    from vbg.cli import main
+
+    full = write_clip(tmp_path / "full.mp4", 60, faststart=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out = tmp_path / "out.mp4"
+    model = ["--model", str(tiny_card), "--engine", "onnxruntime", "--threads", "1"]
+    assert main(["process", str(cut), "-o", str(out), "--no-progress", *model]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("vbg: error:")]
+    assert len(errors) == 1 and "decoding stopped at frame" in errors[0]
+    assert "Traceback" not in err and not out.exists() and leftovers(tmp_path) == []

@@ -520,3 +520,20 @@ def test_preview_sink_logic_with_a_fake_tk(monkeypatch) -> None:
         root = pv._root
     assert root.destroyed and pv.closed
     pv.write(img)  # a closed preview ignores frames
+
+
+def test_two_writers_to_one_output_never_leave_a_broken_file(tmp_path: Path) -> None:
+    """Two runs to the same -o: each writes its own temporary file; whichever finishes last
+    wins, and the final name always holds a complete video."""
+    out = tmp_path / "same.mp4"
+    a, b = VideoFileSink(out, FPS, W, H), VideoFileSink(out, FPS, W, H)
+    assert a.partial != b.partial
+    for i in range(6):
+        a.write(draw_frame(i))
+        b.write(draw_frame(i))
+    b.write(draw_frame(6))
+    a.close()
+    assert VideoFileSource(out).frame_count == 6
+    b.close()
+    assert sum(1 for _ in VideoFileSource(out)) == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["same.mp4"]
