@@ -99,7 +99,7 @@ def run_variants(
         rep["background_leak"] = float(np.mean(rec.leaks))
         for src, m in rep.get("per_source", {}).items():
             m["background_leak"] = float(
-                np.mean([v for v, im in zip(rec.leaks, ims) if im.source == src])
+                np.mean([v for v, im in zip(rec.leaks, ims, strict=True) if im.source == src])
             )
         out[name] = rep
         print(_row(name, rep), flush=True)
