@@ -9,8 +9,8 @@ erosion and dilation of the model's probability (radius 1 model pixel), so it ca
 the outline by a pixel or two of the model's grid to the image edge, and never paint alpha
 where the model saw only background (or holes where it saw only person).
 
-Specks and holes. `ComponentFilter` drops connected person regions smaller than a fraction
-of the frame and fills background holes inside the person smaller than another: sizes
+Specks and holes. `ComponentFilter` drops connected person regions (soft rim included)
+whose sure part is smaller than a fraction of the frame and fills background holes inside the person smaller than another: sizes
 relative to the frame, so they mean the same at every resolution (the morphology of
 vbg.temporal is a fixed pixel radius). It runs at model resolution on the probability.
 """
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 _K3 = np.ones((3, 3), np.uint8)
+SUPPORT = 0.1  # probability above which a pixel belongs to a region (ComponentFilter)
 
 
 class MatteBounds:
@@ -82,31 +83,42 @@ class ComponentFilter:
 
     def __call__(self, prob: np.ndarray) -> np.ndarray:
         n_px = prob.size
-        fg = (prob >= 0.5).astype(np.uint8)
         if self.min_area > 0:
-            self._drop(prob, fg, self.min_area * n_px, 0.0)
+            self._drop_specks(prob, self.min_area * n_px)
         if self.max_hole > 0:
             # Background regions: those touching the border are the real background.
-            self._drop(prob, 1 - fg, self.max_hole * n_px, 1.0, keep_border=True)
+            hole = (prob < 0.5).astype(np.uint8)
+            self._fill_holes(prob, hole, self.max_hole * n_px)
         return prob
 
     @staticmethod
-    def _drop(prob, mask, limit, value, keep_border=False) -> None:
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    def _drop_specks(prob: np.ndarray, limit: float) -> None:
+        # Regions of the soft support (prob >= 0.1) whose sure part (>= 0.5) is smaller
+        # than the limit go, soft rim and all: a faint blob (a pillow at 0.3) as well as a
+        # small sure speck; a person's soft hair stays with the person it touches.
+        support = (prob >= SUPPORT).astype(np.uint8)
+        n, labels = cv2.connectedComponents(support, connectivity=8)
         if n <= 1:
             return
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        small = areas < limit
-        if keep_border:
-            h, w = mask.shape
-            x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
-            bw, bh = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
-            small &= ~((x == 0) | (y == 0) | (x + bw == w) | (y + bh == h))
+        core = np.bincount(labels[prob >= 0.5], minlength=n)
+        small = core < limit
+        small[0] = False
+        if small.any():
+            prob[small[labels]] = 0.0
+
+    @staticmethod
+    def _fill_holes(prob: np.ndarray, mask: np.ndarray, limit: float) -> None:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        if n <= 1:
+            return
+        h, w = mask.shape
+        x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+        bw, bh = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+        small = stats[1:, cv2.CC_STAT_AREA] < limit
+        small &= ~((x == 0) | (y == 0) | (x + bw == w) | (y + bh == h))
         if not small.any():
             return
-        # The whole soft region around a removed component goes with it: the component
-        # grown by a pixel, so no half-alpha rim is left behind.
         sel = np.zeros(n, np.uint8)
         sel[1:][small] = 1
-        region = cv2.dilate(sel[labels], _K3)
-        prob[region > 0] = value
+        # The hole grown by a pixel, so no half-alpha rim is left inside the person.
+        prob[cv2.dilate(sel[labels], _K3) > 0] = 1.0
