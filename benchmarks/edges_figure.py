@@ -1,4 +1,4 @@
-"""docs/edges-before-after.png: the bundled sample clip before and after issue 11's matte
+"""docs/edges-before-after.jpg: the bundled sample clip before and after issue 11's matte
 and compositing changes, the same frame, with zooms on hair, cheek and the bottom-right
 corner, over a chroma key (color:#00b140) and with blur.
 
@@ -6,7 +6,7 @@ corner, over a chroma key (color:#00b140) and with blur.
 of the whole frame under the person; "after" is today's defaults. Both get the same model
 probabilities (live path, no mirrored pass), so they differ only in the stages changed.
 
-    python -m benchmarks.edges_figure --out docs/edges-before-after.png
+    python -m benchmarks.edges_figure --out docs/edges-before-after.jpg
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _row(img: np.ndarray, name: str) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("docs/edges-before-after.png"))
+    ap.add_argument("--out", type=Path, default=Path("docs/edges-before-after.jpg"))
     ap.add_argument("--frame", type=int, default=66, help="which frame of the clip (0-based)")
     a = ap.parse_args(argv)
     proc = build_processor(None, background=None, tta=False)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows[1:]:
         img = np.vstack([img, sep, r])
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(a.out), img)
+    cv2.imwrite(str(a.out), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     # Pixels off the key colour 10+ px away from the person (alpha >= 128): leaks, blobs.
     ring = np.ones((21, 21), np.uint8)
     off = {}
