@@ -40,7 +40,7 @@ def stages(w: int, h: int) -> dict[str, Callable[[], object]]:
     frame2 = np.roll(frame, 3, axis=1)
     ema = TemporalSmoother(TemporalConfig(mode="ema"))
     adaptive = TemporalSmoother(TemporalConfig())
-    adaptive_still = TemporalSmoother(TemporalConfig(motion=False))
+    adaptive_flow = TemporalSmoother(TemporalConfig(motion=True))
     bounds = MatteBounds()
     comps = ComponentFilter(0.01, 0.005)
     blur = HaloFreeBlur(41)
@@ -64,8 +64,8 @@ def stages(w: int, h: int) -> dict[str, Callable[[], object]]:
 
     return {
         "temporal: plain EMA (before)": lambda: ema(prob),
-        "temporal: adaptive, no motion": lambda: adaptive_still(prob),
-        "temporal: adaptive + optical flow (default)": lambda: adaptive(prob, alt()),
+        "temporal: adaptive (default)": lambda: adaptive(prob),
+        "temporal: adaptive + optical flow (motion=True)": lambda: adaptive_flow(prob, alt()),
         "edges: bounds + levels": lambda: bounds(prob, alpha.copy()),
         "edges: specks/holes": lambda: comps(prob.copy()),
         "blur: plain blur:41 (before)": plain_blur,
