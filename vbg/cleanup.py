@@ -9,8 +9,8 @@ erosion and dilation of the model's probability (radius 1 model pixel), so it ca
 the outline by a pixel or two of the model's grid to the image edge, and never paint alpha
 where the model saw only background (or holes where it saw only person).
 
-Specks and holes. `ComponentFilter` drops connected person regions smaller than a fraction
-of the frame and fills background holes inside the person smaller than another: sizes
+Specks and holes. `ComponentFilter` drops connected person regions (soft rim included)
+whose sure part is smaller than a fraction of the frame and fills background holes inside the person smaller than another: sizes
 relative to the frame, so they mean the same at every resolution (the morphology of
 vbg.temporal is a fixed pixel radius). It runs at model resolution on the probability.
 """
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 _K3 = np.ones((3, 3), np.uint8)
+SUPPORT = 0.1  # probability above which a pixel belongs to a region (ComponentFilter)
 
 
 class MatteBounds:
@@ -70,7 +71,7 @@ class MatteBounds:
 
 class ComponentFilter:
     """prob (h, w) float32 -> prob with small person specks removed (set to 0) and small
-    holes inside the person filled (set to 1), in place.
+    holes inside the person filled (set to 1), as a copy in a reused buffer.
 
     min_area / max_hole: fractions of the frame's area (0 = off).
     """
@@ -93,41 +94,59 @@ class ComponentFilter:
         n_px = prob.size
         out = self._buf("out", prob.shape, np.float32)
         np.copyto(out, prob)
-        fg = self._buf("fg", prob.shape, np.uint8)
+        mask = self._buf("mask", prob.shape, np.uint8)
         labels = self._buf("labels", prob.shape, np.int32)
-        scratch = (self._buf("sel", prob.shape, np.uint8), self._buf("grown", prob.shape, np.uint8))
-        cv2.compare(prob, 0.5, cv2.CMP_GE, dst=fg)
+        sel = self._buf("sel", prob.shape, np.uint8)
+        grown = self._buf("grown", prob.shape, np.uint8)
         if self.min_area > 0:
-            self._drop(out, fg, labels, scratch, self.min_area * n_px, 0.0)
+            core = self._buf("core", prob.shape, np.uint8)
+            cv2.compare(out, SUPPORT, cv2.CMP_GE, dst=mask)
+            cv2.compare(out, 0.5, cv2.CMP_GE, dst=core)
+            self._drop_specks(out, mask, core, labels, sel, grown, self.min_area * n_px)
         if self.max_hole > 0:
             # Background regions: those touching the border are the real background.
-            cv2.bitwise_not(fg, dst=fg)
-            self._drop(out, fg, labels, scratch, self.max_hole * n_px, 1.0, keep_border=True)
+            cv2.compare(out, 0.5, cv2.CMP_LT, dst=mask)
+            self._fill_holes(out, mask, labels, sel, grown, self.max_hole * n_px)
         return out
 
     @staticmethod
-    def _drop(prob, mask, labels, scratch, limit, value, keep_border=False) -> None:
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, labels=labels, connectivity=8)
-        if n <= 1:
-            return
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        small = areas < limit
-        if keep_border:
-            h, w = mask.shape
-            x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
-            bw, bh = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
-            small &= ~((x == 0) | (y == 0) | (x + bw == w) | (y + bh == h))
-        # The whole soft region around a removed component goes with it: the component
-        # grown by a pixel, so no half-alpha rim is left behind. Worked on each component's
-        # own box (views into reused buffers), so nothing is allocated.
-        H, W = mask.shape
-        sel, grown = scratch
-        for i in np.flatnonzero(small) + 1:
-            x, y, bw, bh = (int(v) for v in stats[i, :4])
-            box = np.s_[max(y - 1, 0) : min(y + bh + 1, H), max(x - 1, 0) : min(x + bw + 1, W)]
+    def _drop_specks(prob, support, core, labels, sel, both, limit: float) -> None:
+        # Regions of the soft support (prob >= 0.1) whose sure part (>= 0.5) is smaller
+        # than the limit go, soft rim and all: a faint blob (a pillow at 0.3) as well as a
+        # small sure speck; a person's soft hair stays with the person it touches.
+        # Each region is worked on in its own box, views into reused buffers: nothing is
+        # allocated but OpenCV's small per-region tables.
+        n, _, stats, _ = cv2.connectedComponentsWithStats(support, labels=labels, connectivity=8)
+        for i in range(1, n):
+            box = _box(stats[i], support.shape, grow=1)
+            cv2.compare(labels[box], float(i), cv2.CMP_EQ, dst=sel[box])
+            if stats[i, cv2.CC_STAT_AREA] >= limit:  # big enough overall: count its sure part
+                cv2.bitwise_and(sel[box], core[box], dst=both[box])
+                if cv2.countNonZero(both[box]) >= limit:
+                    continue
+            p = prob[box]
+            cv2.subtract(p, p, dst=p, mask=sel[box])
+
+    @staticmethod
+    def _fill_holes(prob, mask, labels, sel, grown, limit: float) -> None:
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, labels=labels, connectivity=4)
+        h, w = mask.shape
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area >= limit or x == 0 or y == 0 or x + bw == w or y + bh == h:
+                continue
+            # The hole grown by a pixel, so no half-alpha rim is left inside the person.
+            box = _box(stats[i], mask.shape, grow=1)
             cv2.compare(labels[box], float(i), cv2.CMP_EQ, dst=sel[box])
             cv2.dilate(sel[box], _K3, dst=grown[box])
             p = prob[box]
-            cv2.subtract(p, p, dst=p, mask=grown[box])  # 0 under the grown component
-            if value:
-                cv2.add(p, float(value), dst=p, mask=grown[box])
+            cv2.subtract(p, p, dst=p, mask=grown[box])
+            cv2.add(p, 1.0, dst=p, mask=grown[box])
+
+
+def _box(stat: np.ndarray, shape: tuple[int, int], grow: int) -> tuple[slice, slice]:
+    """A component's bounding box (cv2 stats row), grown by `grow` pixels, as slices.
+    Grow by at least 1: OpenCV's arithmetic takes a 1x1 array for a scalar."""
+    x, y, bw, bh = (int(v) for v in stat[:4])
+    H, W = shape
+    return np.s_[max(y - grow, 0) : min(y + bh + grow, H), max(x - grow, 0) : min(x + bw + grow, W)]

@@ -45,6 +45,7 @@ class LightWrap:
         r = max(1, round(self.radius_frac * min(h, w) / SHRINK))
         self._k = (2 * r + 1, 2 * r + 1)
         self._small = np.empty(self._small_wh[::-1], np.uint8)
+        self._small_alpha = np.empty(self._small_wh[::-1], np.uint8)
         self._w_u8 = np.empty((h, w), np.uint8)
         self._w_out = np.empty((h, w), np.float32)
         self._w_bg = np.empty((h, w), np.float32)
@@ -60,8 +61,8 @@ class LightWrap:
         h, w = alpha_u8.shape
         if self._hw != (h, w):
             self._allocate(h, w)
-        cv2.resize(alpha_u8, self._small_wh, dst=self._small, interpolation=cv2.INTER_AREA)
-        cv2.subtract(255, self._small, dst=self._small)
+        cv2.resize(alpha_u8, self._small_wh, dst=self._small_alpha, interpolation=cv2.INTER_AREA)
+        cv2.subtract(255, self._small_alpha, dst=self._small)
         cv2.GaussianBlur(self._small, self._k, 0, dst=self._small)
         cv2.resize(self._small, (w, h), dst=self._w_u8, interpolation=cv2.INTER_LINEAR)
         # w = strength * alpha/255 * blur(255 - alpha): exactly 0 where alpha is 0.
@@ -75,7 +76,25 @@ class LightWrap:
         if self._bg_blur.shape != out_bgr.shape:
             raise ValueError(f"background {self._bg_blur.shape} does not match {out_bgr.shape}")
         wt = self.weight(alpha_u8)
-        np.copyto(self._w_bg, wt, casting="unsafe")
-        cv2.subtract(255.0, self._w_bg, dst=self._w_out)
-        cv2.blendLinear(out_bgr, self._bg_blur, self._w_out, self._w_bg, dst=out_bgr)
+        roi = self._band_box()
+        if roi is None:
+            return out_bgr
+        # The blend (the costly full-frame pass) only over the band's bounding box.
+        w_bg, w_out, o = self._w_bg[roi], self._w_out[roi], out_bgr[roi]
+        np.copyto(w_bg, wt[roi], casting="unsafe")
+        cv2.subtract(255.0, w_bg, dst=w_out)
+        cv2.blendLinear(o, self._bg_blur[roi], w_out, w_bg, dst=o)
         return out_bgr
+
+    def _band_box(self) -> tuple[slice, slice] | None:
+        # Where the weight can be > 0: the person (alpha > 0) within the blur's reach of
+        # the background, read off the small maps, plus a margin for the upsampling.
+        band = (self._small > 0) & (self._small_alpha > 0)
+        rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+        if rows.size == 0:
+            return None
+        h, w = self._hw
+        m = SHRINK + 1
+        y0, y1 = max(0, rows[0] * SHRINK - m), min(h, (rows[-1] + 1) * SHRINK + m)
+        x0, x1 = max(0, cols[0] * SHRINK - m), min(w, (cols[-1] + 1) * SHRINK + m)
+        return slice(y0, y1), slice(x0, x1)

@@ -67,3 +67,37 @@ def test_refiner_erode_then_feather_pulls_the_edge_in():
     eroded = Refiner(edges="bilinear", erode_px=3, feather_px=2)(prob, frame)
     assert eroded.sum() < plain.sum()
     assert (eroded[:, :50] == 255).all()
+
+
+def _reference_components(prob, min_area, max_hole):
+    """The plain (allocating) formulation of ComponentFilter, to check the buffered one."""
+    from vbg.cleanup import SUPPORT
+
+    prob = prob.copy()
+    n_px = prob.size
+    n, labels = cv2.connectedComponents((prob >= SUPPORT).astype(np.uint8), connectivity=8)
+    core = np.bincount(labels[prob >= 0.5], minlength=n)
+    small = core < min_area * n_px
+    small[0] = False
+    prob[small[labels]] = 0.0
+    hole = (prob < 0.5).astype(np.uint8)
+    n, labels, st, _ = cv2.connectedComponentsWithStats(hole, connectivity=4)
+    h, w = hole.shape
+    x, y, bw, bh, area = (st[1:, k] for k in range(5))
+    fill = (area < max_hole * n_px) & ~((x == 0) | (y == 0) | (x + bw == w) | (y + bh == h))
+    sel = np.zeros(n, np.uint8)
+    sel[1:][fill] = 1
+    prob[cv2.dilate(sel[labels], np.ones((3, 3), np.uint8)) > 0] = 1.0
+    return prob
+
+
+def test_component_filter_matches_the_plain_formulation_on_random_mattes():
+    rng = np.random.default_rng(0)
+    f = ComponentFilter(0.01, 0.005)
+    for _ in range(60):
+        p = rng.random((80, 120)).astype(np.float32)
+        p = cv2.GaussianBlur(p, (0, 0), rng.uniform(1, 6))
+        p = (p - p.min()) / (p.max() - p.min() + 1e-6)
+        p = np.clip((p - rng.uniform(0.3, 0.7)) * rng.uniform(2, 10) + 0.5, 0, 1)
+        p = p.astype(np.float32)
+        np.testing.assert_array_equal(f(p), _reference_components(p, 0.01, 0.005))

@@ -170,7 +170,7 @@ def test_hysteresis_keeps_pixels_near_the_threshold_on_their_side():
 def test_adaptive_motion_uses_the_frame_and_reset_forgets_it():
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 255, (48, 96, 3), dtype=np.uint8)
-    sm = TemporalSmoother(TemporalConfig(**NO_MORPH))
+    sm = TemporalSmoother(TemporalConfig(motion=True, **NO_MORPH))
     out = sm(_square(0), frame)
     assert out.shape == (24, 48) and sm._gray is not None
     sm.reset()
