@@ -195,3 +195,15 @@ def test_cli_commands(argv, capsys):
             assert rc == 1 and "fix:" in out
     else:
         assert rc == 0
+
+
+def test_query_v4l2_on_a_non_v4l2_file_is_none(tmp_path):
+    from vbg.system import VIDIOC_ENUM_FMT, VIDIOC_QUERYCAP, query_v4l2
+
+    # The ioctl numbers of linux/videodev2.h.
+    assert VIDIOC_QUERYCAP == 0x80685600
+    assert VIDIOC_ENUM_FMT == 0xC0405602
+    f = tmp_path / "video9"
+    f.write_bytes(b"")
+    assert query_v4l2(str(f)) is None
+    assert query_v4l2(str(tmp_path / "missing")) is None
