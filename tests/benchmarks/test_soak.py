@@ -1,11 +1,12 @@
 """The 2-minute soak: planned camera faults, no gap, no leak (the hour-long run is
-`python -m benchmarks.soak --minutes 60`)."""
+`python -m benchmarks.soak --minutes 60`). Run it with `pytest -m soak`."""
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# Not in the default run (pyproject's addopts): `pytest -m soak` runs it.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 
 def test_two_minute_soak(tiny_card):
