@@ -39,7 +39,7 @@ examples:
   vbg process talk.mp4 -o out.mp4 --background paris-eiffel-tower  # a bundled background
   vbg process talk.mp4 -o out.mp4 --background ~/Pictures/beach.jpg
   vbg process talk.mp4 -o out.mp4 --background color:#00b140       # green screen
-  vbg process talk.mp4 -o out.mp4 --no-tta                        # 2x faster, live-path edges
+  vbg process talk.mp4 -o out.mp4 --no-tta                        # ~1.4x faster, live-path edges
   vbg process talk.mp4 -o out.mp4 --config vbg.toml --engine onnxruntime
   vbg process talk.mp4 -o person.webm --output-alpha              # transparent background
   vbg process talk.mp4 -o matte.mp4 --mask-only --overwrite
@@ -286,15 +286,17 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="test-time augmentation: average with a mirrored pass; better edges for twice "
-        "the inference time (default: on, this is the offline mode; --no-tta is the live path)",
+        help="test-time augmentation: average with a mirrored pass; better edges for a second "
+        "inference per frame (default: on, the offline mode; --no-tta, the live path, makes a "
+        "720p run ~1.4x faster on 2 cores: decoding, compositing and encoding are not doubled)",
     )
     p.add_argument(
         "--decontaminate",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="recolour the soft edge with the person's own colours so no fringe of the old "
-        "background shows (default: on; a few ms per frame)",
+        "background shows (default: on; ~7%% of a 720p run's CPU time on 2 cores, computed "
+        "at a quarter of the resolution)",
     )
     p.add_argument(
         "--light-wrap",
