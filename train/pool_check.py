@@ -104,11 +104,18 @@ def check_pool(ann: str, images: str, mix_path: str, out_dir: Path, rows_by_set:
     def name(e: Any) -> str:
         return f"{e[1].imgs[e[3]].get('source')}:{e[1].imgs[e[3]]['file_name']}"
 
-    hp = np.array([dhash(e[2] / e[1].imgs[e[3]]["file_name"]) for e in pool], np.uint64)
-    he = np.array([dhash(e[2] / e[1].imgs[e[3]]["file_name"]) for e in evalset], np.uint64)
+    fp = [fingerprint(e[2] / e[1].imgs[e[3]]["file_name"]) for e in pool]
+    fe = [fingerprint(e[2] / e[1].imgs[e[3]]["file_name"]) for e in evalset]
+    hp = np.array([h for h, _ in fp], np.uint64)
+    he = np.array([h for h, _ in fe], np.uint64)
     src = [str(e[1].imgs[e[3]].get("source")) for e in pool]
-    dups = sorted({(i, j) for i, j in near_pairs(hp, hp, DUP_BITS) if i < j and src[i] != src[j]})
-    leaks = near_pairs(hp, he, DUP_BITS) if len(he) else []
+    dups = sorted(
+        (i, j)
+        for i, j in near_pairs(hp, hp, DUP_BITS)
+        if i < j and src[i] != src[j] and same_image(fp[i][1], fp[j][1])
+    )
+    candidates = near_pairs(hp, he, DUP_BITS) if len(he) else []
+    leaks = [(i, j) for i, j in candidates if same_image(fp[i][1], fe[j][1])]
     removed = sorted({name(pool[j]) for _, j in dups})
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "duplicates.txt").write_text("".join(f"{n}\n" for n in removed))

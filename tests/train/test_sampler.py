@@ -70,3 +70,25 @@ def test_val_subset_keeps_evenly_spaced_ids():
     assert val_subset(ids, 0) == ids and val_subset(ids, 200) == ids
     sub = val_subset(ids, 30)
     assert len(sub) <= 30 and sub[0] == 0 and sub[-1] >= 90
+
+
+def test_fit_trains_on_a_mix_with_a_pool(tmp_path, capsys):
+    """The mix hook end to end: the pool's images are drawn, the split stays the main set's."""
+    import json
+
+    from tests.train.fitutil import tiny_config, tiny_data
+    from train.fit import fit
+
+    ann, images = tiny_data(tmp_path / "main")
+    pool_ann, pool_images = tiny_data(tmp_path / "pool")
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(
+        f"pools:\n  - {{ann: {pool_ann}, images: {pool_images}}}\n"
+        "source_weights: {still: 2.0}\nepoch_size: 8\n"
+    )
+    fit(tiny_config(ann, images, tmp_path / "run", mix=str(mix)))
+    out = capsys.readouterr().out
+    assert "mix: " in out and "in 2 sets, 8 samples per epoch" in out
+    split = json.loads((tmp_path / "run" / "splits" / "ids.json").read_text())
+    main_ids = {im["id"] for im in json.loads(ann.read_text())["images"]}
+    assert set(split["test"]) <= main_ids
