@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from vbg import VbgError
+from vbg.quiet import silence_opencv
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class ImageSource:
         if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
             raise VbgError(f"cannot read image {self.path}: the JPEG is truncated or corrupt")
         # IMREAD_COLOR: grey, 16-bit and alpha images all come back as 8-bit BGR.
-        quiet_opencv()
+        silence_opencv()
         try:
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         except cv2.error:
@@ -449,17 +450,6 @@ class _ThreadedSource:
         self.stop()
 
 
-def quiet_opencv() -> None:
-    """Silence OpenCV's own WARN/ERROR console lines (e.g. "can't open camera by index"):
-    vbg reports a camera that does not open as one line of its own. FFmpeg's log level
-    (a stream URL that refuses the connection) is read when OpenCV first opens a capture."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except AttributeError:  # an OpenCV build without the utils.logging module
-        cv2.setLogLevel(0)
-
-
 def device_node(spec: int | str) -> Path | None:
     """The device file a camera spec names (0 -> /dev/video0 on Linux), None for a URL."""
     if isinstance(spec, int):
@@ -533,7 +523,7 @@ class CameraSource(_ThreadedSource):
     def _open(self) -> Capture:
         """Open and configure the capture; raises VbgError naming the camera on failure."""
         if self._factory is _open_cv2_capture:
-            quiet_opencv()
+            silence_opencv()
         try:
             cap = self._factory(self.spec)
         except (cv2.error, OSError) as e:
