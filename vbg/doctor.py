@@ -220,15 +220,18 @@ def camera_check(cams: list[CameraInfo]) -> Check:
 
 
 def engine_checks() -> list[Check]:
-    from vbg.engines import _is_available, engine_info, engine_names, install_hint
+    from vbg.engines import _cuda_available, _is_available, engine_info, engine_names, install_hint
 
     checks = []
     any_ok = False
+    cuda = _cuda_available()
     for name in engine_names():
         info = engine_info(name)
         if _is_available(info):
             any_ok = True
-            checks.append(Check(f"engine {name}", OK, f"available ({', '.join(info.devices)})"))
+            # Only the devices this machine can use: "cuda" needs a GPU, not a CUDA build.
+            usable = [d for d in info.devices if d != "cuda" or cuda]
+            checks.append(Check(f"engine {name}", OK, f"available ({', '.join(usable)})"))
         else:
             if info.devices == ("cuda",):  # GPU-only: a missing GPU is the usual reason
                 why = "not available: needs an NVIDIA GPU (nvidia-smi lists it) and CUDA"
