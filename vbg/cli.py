@@ -183,6 +183,24 @@ def _file_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _look_options(p: argparse.ArgumentParser) -> None:
+    """How the person sits in the new scene (process and run)."""
+    p.add_argument(
+        "--light-wrap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image backgrounds: wrap a little of the scene's light around the person's edge "
+        "(default: on; never for color: or blur)",
+    )
+    p.add_argument(
+        "--harmonize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image backgrounds: shift the person's overall tone and white balance toward the "
+        "scene's (default: off)",
+    )
+
+
 def _temporal_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mask smoothing and edges")
     g.add_argument(
@@ -299,20 +317,6 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         "at a quarter of the resolution)",
     )
     p.add_argument(
-        "--light-wrap",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="image backgrounds: wrap a little of the scene's light around the person's edge "
-        "(default: on; never for color: or blur)",
-    )
-    p.add_argument(
-        "--harmonize",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="image backgrounds: shift the person's overall tone and white balance toward the "
-        "scene's (default: off)",
-    )
-    p.add_argument(
         "--keep-partial",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -327,6 +331,7 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="no progress bar (it is only shown on a terminal anyway)",
     )
+    _look_options(p)
     _temporal_options(p)
     p.add_argument("--config", metavar="FILE.toml", default=None, help=CONFIG_HELP)
     p.set_defaults(func=_cmd_process)
@@ -430,6 +435,7 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
     )
     _framing_options(p)
     _model_options(p)
+    _look_options(p)
     _temporal_options(p)
     p.add_argument("--config", metavar="FILE.toml", default=None, help=CONFIG_HELP)
     p.set_defaults(func=_cmd_run)
@@ -591,6 +597,8 @@ def _check_engine(name: str) -> None:
 
 
 _TEMPORAL = (
+    "light_wrap",
+    "harmonize",
     "smoothing",
     "ema",
     "open_px",
@@ -613,8 +621,6 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         "background",
         "tta",
         "decontaminate",
-        "light_wrap",
-        "harmonize",
         "keep_partial",
         "progress",
         "overwrite",

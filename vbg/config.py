@@ -51,6 +51,8 @@ class MaskOptions:
     edges: str = "guided"  # guided (snap to image edges) | bilinear
     feather_px: int = 0
     crf_every: int = 0
+    light_wrap: bool = True  # image backgrounds only (vbg.lightwrap)
+    harmonize: bool = False  # image backgrounds only (vbg.harmonize)
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,6 @@ class ProcessConfig(MaskOptions):
     tta: bool = True
     # Replace the old background's colour in the soft edge with the person's (vbg.edges).
     decontaminate: bool = True
-    light_wrap: bool = True  # image backgrounds only (vbg.lightwrap)
-    harmonize: bool = False  # image backgrounds only (vbg.harmonize)
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it
     progress: bool = True
     background_align: str = "auto"  # auto|left|right|center: the landmark beside the person

@@ -765,6 +765,8 @@ def run_live(
     read_timeout: float = 1.0,
     options: LiveOptions | None = None,
     framing: Framing | None = None,
+    light_wrap: bool = True,
+    harmonize: bool = False,
     controls: Sequence[Any] = (),
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
@@ -781,6 +783,7 @@ def run_live(
     output rate (see LiveOptions) until it is back.
     Stops on a quit action, Ctrl-C / SIGTERM / SIGHUP, max_frames, or the source ending.
     framing: where image backgrounds put their landmark (vbg.framing).
+    light_wrap / harmonize: the image-background stages of vbg.lightwrap / vbg.harmonize.
     controls: more action sources (poll_actions(): vbg.control's socket, signals).
     """
     from vbg.backgrounds import parse_background
@@ -817,6 +820,8 @@ def run_live(
             feather_px=feather_px,
             crf_every=crf_every,
             framing=framing,
+            light_wrap=light_wrap,
+            harmonize=harmonize,
         )
     else:
         processor.set_background(specs[0])
@@ -1204,6 +1209,8 @@ def _run_config(cfg: RunConfig, controls: list[Any]) -> LiveResult:
         crf_every=cfg.crf_every,
         options=options,
         framing=_framing(cfg),
+        light_wrap=cfg.light_wrap,
+        harmonize=cfg.harmonize,
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:

@@ -255,3 +255,16 @@ def test_process_with_config_file(capsys, photo, tmp_path, tiny_card):
     code, _, err = run(capsys, "process", str(photo), "-o", str(out), "--config", str(cfg))
     assert code == 0, err
     assert cv2.imread(str(out)).shape == (48, 64, 3)
+
+
+def test_run_takes_the_look_flags_of_process(monkeypatch):
+    """--light-wrap / --harmonize reach vbg run's config, as they reach vbg process's."""
+    import vbg.pipeline
+
+    seen = {}
+    monkeypatch.setattr(vbg.pipeline, "run_config", lambda cfg: seen.setdefault("cfg", cfg))
+    assert main(["run", "--no-light-wrap", "--harmonize", "--output", "preview"]) == 0
+    assert seen["cfg"].light_wrap is False and seen["cfg"].harmonize is True
+    seen.clear()
+    assert main(["run", "--output", "preview"]) == 0
+    assert seen["cfg"].light_wrap is True and seen["cfg"].harmonize is False
