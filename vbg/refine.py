@@ -217,7 +217,7 @@ class Refiner:
         self._buffers(prob.shape, (H, W))
         up = self._upsample(prob, frame_bgr, small_bgr)
         # Per-pixel stages on the frame-size matte, in place; the feathering is the last.
-        if self._bounds is not None and self._guided is not None:
+        if self._bounds is not None:  # made only for edges="guided"
             up = self._bounds(prob, up)
         if self._erode is not None:
             cv2.erode(up, self._erode, dst=up)
