@@ -206,12 +206,14 @@ def corrupt(data: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
-def fuzz_media(seed_file: Path, folder: Path, proc, budget_s: float, out_suffix: str) -> int:
+def fuzz_media(
+    seed_file: Path, folder: Path, proc, budget_s: float, out_suffix: str, max_cases: int
+) -> int:
     rng = random.Random(1234)
     data = seed_file.read_bytes()
     t_end = time.perf_counter() + budget_s
     n = 0
-    while time.perf_counter() < t_end:
+    while time.perf_counter() < t_end and n < max_cases:
         inp = folder / f"in{n}{seed_file.suffix}"
         out = folder / f"out{n}{out_suffix}"
         inp.write_bytes(corrupt(data, rng))
@@ -232,13 +234,13 @@ def fuzz_media(seed_file: Path, folder: Path, proc, budget_s: float, out_suffix:
     return n
 
 
-def fuzz_cards(card: Path, budget_s: float) -> int:
+def fuzz_cards(card: Path, budget_s: float, max_cases: int) -> int:
     rng = random.Random(99)
     d0 = json.loads(card.read_text())
     values = [0, -1, 1.5, "x", None, [], {}, [0, 0, 0], 1e9, float("nan"), True]
     t_end = time.perf_counter() + budget_s
     n = 0
-    while time.perf_counter() < t_end:
+    while time.perf_counter() < t_end and n < max_cases:
         d = json.loads(json.dumps(d0))
         for _ in range(rng.randint(1, 3)):
             section = rng.choice(["input", "output", None])
@@ -273,7 +275,11 @@ def fuzz_cards(card: Path, budget_s: float) -> int:
     return n
 
 
-def run_fuzz(tmp_path, proc, tiny_card, budget_s: float, min_cases: int) -> None:
+def run_fuzz(
+    tmp_path, proc, tiny_card, budget_s: float, min_cases: int, max_cases: int = 10**9
+) -> None:
+    """Each category runs until max_cases or budget_s, whichever comes first, and must reach
+    min_cases: a count, so a slow or loaded machine takes longer rather than failing."""
     mp4 = write_clip(tmp_path / "seed.mp4", 8, faststart=True)
     img = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     jpg = tmp_path / "seed.jpg"
@@ -281,9 +287,9 @@ def run_fuzz(tmp_path, proc, tiny_card, budget_s: float, min_cases: int) -> None
     work = tmp_path / "work"
     work.mkdir()
     for name, fuzz in (
-        ("mp4", lambda: fuzz_media(mp4, work, proc, budget_s, ".mp4")),
-        ("jpeg", lambda: fuzz_media(jpg, work, proc, budget_s, ".png")),
-        ("card", lambda: fuzz_cards(Path(tiny_card), budget_s)),
+        ("mp4", lambda: fuzz_media(mp4, work, proc, budget_s, ".mp4", max_cases)),
+        ("jpeg", lambda: fuzz_media(jpg, work, proc, budget_s, ".png", max_cases)),
+        ("card", lambda: fuzz_cards(Path(tiny_card), budget_s, max_cases)),
     ):
         t0 = time.perf_counter()
         n = fuzz()
@@ -299,7 +305,7 @@ def test_fuzz_quick(tmp_path, proc, tiny_card):
 
 @pytest.mark.slow
 def test_fuzz_many(tmp_path, proc, tiny_card):
-    run_fuzz(tmp_path, proc, tiny_card, budget_s=8.0, min_cases=300)
+    run_fuzz(tmp_path, proc, tiny_card, budget_s=60.0, min_cases=300, max_cases=300)
 
 
 def test_cli_truncated_input_exits_1_with_one_line(tmp_path, tiny_card, capsys):
