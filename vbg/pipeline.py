@@ -404,11 +404,12 @@ def process_video(
     try:
         if output.exists() and output.resolve() == input.resolve():
             raise VbgError(f"output {output} is the input file; choose another name")
-        # Before the model loads: an existing output (unless --overwrite), then a missing
-        # folder or no permission (a PNG-sequence output is a folder by design).
-        check_overwrite(output, overwrite=out.overwrite)
+        # Before the model loads: a missing folder, a folder under a file name, no
+        # permission (a PNG-sequence output is a folder by design), then an existing output
+        # (unless --overwrite).
         if not (out.mode == "alpha" and is_png_sequence(output)):
             check_output_path(output)
+        check_overwrite(output, overwrite=out.overwrite)
         is_image = isinstance(src, ImageSource)
         suffix = output.suffix.lower()
         if out.mode == "alpha":
