@@ -43,6 +43,8 @@ examples:
   vbg process talk.mp4 -o out.mp4 --config vbg.toml --engine onnxruntime
   vbg process talk.mp4 -o person.webm --output-alpha              # transparent background
   vbg process talk.mp4 -o matte.mp4 --mask-only --overwrite
+  vbg process recordings/ -o done/ --jobs 2                     # every file of a folder
+  vbg process a.mp4 b.mp4 -o done/ --ray auto                   # one Ray task per file
 
 The output is H.264 MP4 with the input's frame count, frame rate and duration and its
 audio track copied. It is written under a temporary name and appears only when complete;
@@ -122,6 +124,28 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         default=None,
         help="CPU threads for inference (default: the engine's choice)",
+    )
+
+
+def _many_files_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("many files (several INPUTs or a folder)")
+    g.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        default=None,
+        help="files processed at once, each in its own process (default: one per GPU, or "
+        "1 without a GPU: the engine already uses every core)",
+    )
+    g.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const="",
+        default=None,
+        help="run one Ray task per file (pip install 'vbg[cluster]'): on the cluster at "
+        "ADDRESS (auto, ray://host:10001), or without ADDRESS on a local one-node cluster; "
+        "paths must be on storage every node sees",
     )
 
 
@@ -281,13 +305,20 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
         epilog=PROCESS_EPILOG,
         formatter_class=_Formatter,
     )
-    p.add_argument("input", metavar="INPUT", help="video (mp4, mov, mkv, ...) or image (jpg, png)")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        nargs="+",
+        help="video (mp4, mov, mkv, ...) or image (jpg, png); several files or a folder "
+        "process each (-o is then a folder)",
+    )
     p.add_argument(
         "-o",
         "--output",
         metavar="OUTPUT",
         default=None,
-        help="output file: .mp4 for a video input, .png/.jpg for an image (required)",
+        help="output file: .mp4 for a video input, .png/.jpg for an image (required); "
+        "a folder for several inputs",
     )
     p.add_argument(
         "--background",
@@ -333,6 +364,7 @@ def build_parser(*, with_bench: bool = False) -> argparse.ArgumentParser:
     )
     _look_options(p)
     _temporal_options(p)
+    _many_files_options(p)
     p.add_argument("--config", metavar="FILE.toml", default=None, help=CONFIG_HELP)
     p.set_defaults(func=_cmd_process)
 
@@ -632,10 +664,29 @@ def _cmd_process(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         *_MODEL,
         *_TEMPORAL,
     )
+    inputs = list(args.input)
+    args.input = inputs[0]
     cfg = resolve(ProcessConfig, _file_values(args), _flags(args, names))
     if not cfg.output:
         _subparser(parser, "process").error("the following arguments are required: -o/--output")
     _check_engine(cfg.engine)
+    if args.jobs is not None and args.jobs < 1:
+        raise VbgError(f"--jobs must be at least 1, not {args.jobs}")
+    if len(inputs) > 1 or Path(inputs[0]).is_dir() or args.ray is not None:
+        from vbg.multi import process_many
+
+        results = process_many(
+            inputs,
+            cfg.output,
+            cfg,
+            workers=args.jobs,
+            use_ray=args.ray is not None,
+            ray_address=args.ray or None,
+        )
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise VbgError(f"{len(failed)} of {len(results)} files failed (see above)")
+        return 0
     if not Path(cfg.input).exists():
         raise VbgError(f"input not found: {cfg.input}")
 

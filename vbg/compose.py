@@ -155,6 +155,20 @@ class Compositor:
         cv2.add(self._out, self._fg, dst=self._out)
         return self._out
 
+    @property
+    def measuring(self) -> bool:
+        """align=auto and the person has not been found yet."""
+        return self._box_frames_left > 0
+
+    def observe_person(self, alpha_u8: np.ndarray) -> bool:
+        """For callers that composite elsewhere (the GPU path): feed a frame's matte while
+        `measuring`; True when the background was refitted for the person's place."""
+        if not self._box_frames_left:
+            return False
+        before = self.person_box
+        self._measure_person(alpha_u8)
+        return self.person_box != before
+
     def _measure_person(self, alpha_u8: np.ndarray) -> None:
         """align=auto: the first frame with a person decides the side of the landmark."""
         self._box_frames_left -= 1

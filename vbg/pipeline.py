@@ -166,12 +166,15 @@ def build_processor(
     harmonize: bool = False,
     timer: StageTimer | None = None,
     framing: Framing | None = None,
+    device_path: bool | None = None,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
 
     background: a --background string, a parsed spec, or None (mask only, e.g. for eval).
     size: the frame size (height, width) when known: the compositor is made (and the
     background fitted) now rather than on the first frame. Everything a user typed is checked before the model loads.
+    device_path: keep the whole frame on the engine's device (vbg.device_processor); None =
+    whenever the engine runs on a CUDA GPU and every option has a device form.
     """
     from vbg.backgrounds import parse_background
     from vbg.card import load_card
@@ -190,6 +193,34 @@ def build_processor(
     card = load_card(_card_path(model))
     eng = create_engine(engine, card, threads=threads, device=device)
     try:
+        on_device = _use_device_path(
+            eng,
+            device_path,
+            edges=edges,
+            feather_px=feather_px,
+            crf_every=crf_every,
+            harmonize=harmonize,
+            background=spec,
+        )
+        if on_device:
+            from vbg.device_path import DevicePath, DevicePathConfig
+            from vbg.device_processor import DeviceFrameProcessor, engine_tensor_device
+
+            dcfg = DevicePathConfig(
+                temporal=tcfg if smoothing else None,
+                light_wrap=light_wrap,
+                tta=tta,
+                decontaminate=decontaminate,
+            )
+            path = DevicePath(card, eng.run_tensor, engine_tensor_device(eng), dcfg)
+            return DeviceFrameProcessor(  # type: ignore[return-value]
+                path,
+                eng,
+                background=spec,
+                framing=framing,
+                timer=timer or StageTimer(),
+                edge_colors=EdgeColors() if decontaminate else None,
+            )
         proc = FrameProcessor(
             segmenter=Segmenter(card, eng),
             smoother=TemporalSmoother(tcfg) if smoothing else None,
@@ -212,6 +243,25 @@ def build_processor(
         eng.close()
         raise
     return proc
+
+
+def _use_device_path(eng: Any, wanted: bool | None, **options: Any) -> bool:
+    """Whether the frame stays on the engine's device; says why not where it matters."""
+    from vbg.device_processor import device_path_blocker, engine_tensor_device
+
+    where = engine_tensor_device(eng)
+    blocker = device_path_blocker(**options)
+    if wanted is None:
+        if where.startswith("cuda") and blocker:
+            log.info("frame post-processing on the CPU: %s has no GPU form yet", blocker)
+        return where.startswith("cuda") and not blocker
+    if not wanted:
+        return False
+    if not where:
+        raise VbgError(f"engine {eng.name} cannot keep the frame on a device (no run_tensor)")
+    if blocker:
+        raise VbgError(f"the device path cannot do {blocker}")
+    return True
 
 
 def _card_path(model: str | Path | None) -> Path:
@@ -496,41 +546,65 @@ def _process_frames(
     keep_partial: bool,
     render: Any = None,
 ) -> ProcessResult:
+    """Every frame of `src` through `render` into `sink`, decoding ahead and encoding behind
+    on their own threads (vbg.overlap); a processor with process_batch (the GPU path) gets
+    the frames in batches when it renders composites."""
+    from vbg.overlap import ReadAhead, WriteBehind
+
     timer = proc.timer
     render = render or proc.process  # frame -> what the sink writes (vbg.outputs.renderer)
+    batch = int(getattr(proc, "batch_size", 1)) if render == proc.process else 1
     bar = Progress(src.frame_count, enabled=progress, label=Path(sink.path).name)
     t0 = time.perf_counter()
     proc.reset()  # a new video: no state from whatever ran before
-    frames = iter(src)
+    frames = ReadAhead(src)
+    writer = WriteBehind(sink)
     try:
         while True:
-            with timer.stage("capture"):  # decoding
-                frame: Frame | None = next(frames, None)
-            if frame is None:
+            with timer.stage("capture"):  # waiting for the decoder
+                group = _next_frames(frames, batch)
+            if not group:
                 break
-            out = render(frame.image, frame.pts)
-            with timer.stage("output"):
-                sink.write(out, frame.pts)
-            timer.end_frame()
-            bar.update()
+            if len(group) > 1 and len({f.image.shape for f in group}) == 1:
+                images = np.stack([f.image for f in group])
+                outs = proc.process_batch(images)  # type: ignore[attr-defined]
+            else:  # one frame, or a size change inside the batch: frame by frame, in order
+                outs = [np.array(render(f.image, f.pts), copy=True) for f in group]
+            for frame, out in zip(group, outs, strict=True):
+                with timer.stage("output"):  # a copy into the encoder's queue
+                    writer.write(out, frame.pts)
+                timer.end_frame()
+                bar.update()
         bar.close()
-        sink.close()  # renames the finished file into place
+        writer.close()  # renames the finished file into place
     except KeyboardInterrupt as e:
         bar.close()
         # The CLI prints one line: "vbg: interrupted (SIGTERM): <what became of the file>".
-        e.detail = _end_partial(sink, keep_partial)  # type: ignore[attr-defined]
+        e.detail = _end_partial(writer, keep_partial)  # type: ignore[attr-defined]
         raise
     except VbgError:
         # A truncated or corrupt input (the error says where decoding stopped), or an
         # encoding error: the frames so far are kept only when asked to.
         bar.close()
-        log.warning("stopped early: %s", _end_partial(sink, keep_partial))
+        log.warning("stopped early: %s", _end_partial(writer, keep_partial))
         raise
     except BaseException:
         bar.close()
-        sink.abort()
+        writer.abort()
         raise
+    finally:
+        frames.close()
     return ProcessResult(Path(sink.path), sink.frames_written, time.perf_counter() - t0, timer)
+
+
+def _next_frames(frames: Any, n: int) -> list[Frame]:
+    """Up to n frames from the iterator (fewer at the end)."""
+    group: list[Frame] = []
+    for frame in frames:
+        group.append(frame)
+        if len(group) >= n:
+            break
+    return group
 
 
 def _end_partial(sink: Any, keep: bool) -> str:

@@ -328,7 +328,7 @@ def test_onnx_input_checked_against_card(name, c, h, w, fit, error, tmp_path):
 
 def test_tensorrt_precision_settings_follow_installed_version(monkeypatch):
     torch = pytest.importorskip("torch")
-    from vbg.engines.tensorrt_engine import _precision_kwargs
+    from vbg.engines.tensorrt_engine import precision_kwargs, settings_fields
 
     @dataclasses.dataclass
     class Old:
@@ -338,14 +338,15 @@ def test_tensorrt_precision_settings_follow_installed_version(monkeypatch):
     class New:
         use_explicit_typing: bool = True
 
-    for settings, want in ((Old, {"enabled_precisions": {torch.half}}), (New, {})):
+    cases = ((Old, {"enabled_precisions": {torch.half}}), (New, {"use_explicit_typing": True}))
+    for settings, want in cases:
         dynamo = types.ModuleType("torch_tensorrt.dynamo")
         dynamo.CompilationSettings = settings
         trt = types.ModuleType("torch_tensorrt")
         trt.dynamo = dynamo
         monkeypatch.setitem(sys.modules, "torch_tensorrt", trt)
         monkeypatch.setitem(sys.modules, "torch_tensorrt.dynamo", dynamo)
-        assert _precision_kwargs(torch, trt) == want
+        assert precision_kwargs(torch, settings_fields(trt)) == want
 
 
 def test_tensorrt_absent_is_a_clear_error(card):

@@ -53,6 +53,9 @@ class EngineInfo:
     available: Callable[[], bool]
     extra: str  # the pip extra that provides it ("" = a core dependency), for error messages
     devices: tuple[str, ...] = ("cpu",)
+    # Why it cannot run here ("" when it can): `vbg info` and the fallback messages.
+    reason: Callable[[], str] | None = None
+    install: str = ""  # the command that makes it available, when not an extra of vbg
 
 
 _REGISTRY: dict[str, EngineInfo] = {}
@@ -66,11 +69,16 @@ def register_engine(
     available: Callable[[], bool],
     extra: str,
     devices: Sequence[str] = ("cpu",),
+    reason: Callable[[], str] | None = None,
+    install: str = "",
 ) -> None:
-    """Adds (or replaces) an engine. `available` must be cheap-ish and never raise."""
+    """Adds (or replaces) an engine. `available` must be cheap-ish and never raise;
+    `reason` (optional) says why it is not available."""
     if name == "auto":
         raise ValueError("'auto' is reserved")
-    _REGISTRY[name] = EngineInfo(name, factory, priority, available, extra, tuple(devices))
+    _REGISTRY[name] = EngineInfo(
+        name, factory, priority, available, extra, tuple(devices), reason, install
+    )
 
 
 def unregister_engine(name: str) -> None:
@@ -107,9 +115,64 @@ def available_engines() -> list[str]:
 
 
 def install_hint(info: EngineInfo) -> str:
+    if info.install:
+        return info.install
     if info.extra:
         return f"pip install 'vbg[{info.extra}]'"
     return "reinstall vbg (pip install vbg); its core dependencies are missing"
+
+
+def unavailable_reason(info: EngineInfo) -> str:
+    """Why the engine cannot run here, "" when it can."""
+    if _is_available(info):
+        return ""
+    if info.reason is not None:
+        try:
+            why = info.reason()
+        except (ImportError, OSError, RuntimeError) as e:
+            why = f"its probe failed: {e}"
+        if why:
+            return why
+    return "not installed"
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    name: str
+    available: bool
+    reason: str  # "" when available
+    install: str  # the command that would make it available
+    devices: tuple[str, ...]
+
+
+def engine_report() -> list[EngineStatus]:
+    """Every registered engine, fastest first, with whether it runs here and why not."""
+    out = []
+    for name in engine_names():
+        info = _REGISTRY[name]
+        why = unavailable_reason(info)
+        if not why:
+            hint = ""
+        elif "not installed" in why or info.install:
+            hint = install_hint(info)
+        elif "build has no CUDA" in why:
+            hint = "pip install torch==2.14.1 (PyPI's Linux wheel is the CUDA build)"
+        else:  # the libraries are there, the GPU is not
+            hint = "needs an NVIDIA GPU with its driver"
+        out.append(EngineStatus(name, not why, why, hint, info.devices))
+    return out
+
+
+def _gpu_fallback(info: EngineInfo, device: str | None) -> EngineInfo | None:
+    """For a GPU engine that cannot run: the best available engine on the same device
+    (a GPU is never swapped for the CPU behind the user's back)."""
+    if "cpu" in info.devices or not _cuda_available():
+        return None
+    for n in available_engines():
+        other = _REGISTRY[n]
+        if n != info.name and "cuda" in other.devices and other.priority < info.priority:
+            return other
+    return None
 
 
 def default_threads() -> int:
@@ -145,17 +208,34 @@ def create_engine(
                 "pip install onnxruntime (registered: " + ", ".join(engine_names()) + ")"
             )
         info = _REGISTRY[candidates[0]]
-        log.info("engine: %s (auto; available: %s)", info.name, ", ".join(candidates))
+        skipped = [
+            f"{e.name}: {unavailable_reason(e)}"
+            for e in (_REGISTRY[n] for n in engine_names())
+            if e.priority > info.priority and "cuda" in e.devices and "cuda" in info.devices
+        ]
+        log.info(
+            "engine: %s (auto; available: %s)%s",
+            info.name,
+            ", ".join(candidates),
+            f"; not used: {'; '.join(skipped)}" if skipped else "",
+        )
     else:
         info = engine_info(name)
         if device is not None and device not in info.devices:
             raise VbgError(f"engine '{name}' cannot run on {device}")
         if not _is_available(info):
-            raise VbgError(
-                f"engine '{name}' is not available here: {install_hint(info)}"
-                + (" (and it needs a CUDA GPU)" if info.devices == ("cuda",) else "")
-            )
-        log.info("engine: %s", info.name)
+            why = unavailable_reason(info)
+            other = _gpu_fallback(info, device)
+            if other is None:
+                raise VbgError(
+                    f"engine '{name}' is not available here ({why}): {install_hint(info)}"
+                )
+            log.warning("engine: %s not available (%s); using %s", name, why, other.name)
+            info = other
+        else:
+            log.info("engine: %s", info.name)
+    if "cuda" in info.devices and "cpu" not in info.devices:
+        device = "cuda"
     return info.factory(card, threads=threads, device=device)
 
 
@@ -226,6 +306,47 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _missing(*modules: str) -> str:
+    names = {
+        "segmentation_models_pytorch": "segmentation-models-pytorch",
+        "torch_tensorrt": "torch-tensorrt",
+    }
+    gone = [names.get(m, m) for m in modules if not _has_module(m)]
+    return f"{', '.join(gone)} not installed" if gone else ""
+
+
+def _cuda_reason() -> str:
+    """Why torch has no CUDA GPU here ("" when it has one)."""
+    import torch
+
+    if not getattr(torch.version, "cuda", None):
+        return "this torch build has no CUDA support"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA GPU (no NVIDIA driver or device)"
+    return ""
+
+
+def _torch_gpu_reason(*modules: str) -> str:
+    return _missing("torch", *modules) or _cuda_reason()
+
+
+def _ort_providers() -> list[str]:
+    if not _has_module("onnxruntime"):
+        return []
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
+
+
+def _ort_gpu_reason() -> str:
+    if not _has_module("onnxruntime"):
+        return "onnxruntime not installed"
+    have = _ort_providers()
+    if "CUDAExecutionProvider" not in have:
+        return f"this onnxruntime is a CPU build (providers: {', '.join(have)})"
+    return ""
+
+
 def _lazy(module: str, cls: str, **fixed) -> EngineFactory:
     """A factory that imports the backend module only when the engine is created."""
 
@@ -237,7 +358,8 @@ def _lazy(module: str, cls: str, **fixed) -> EngineFactory:
 
 
 # Priorities, fastest first (measured on 2 CPU threads: OpenVINO ~2x onnxruntime on CPU;
-# a GPU engine beats either; plain torch on CPU is the slowest).
+# a GPU engine beats either; plain torch on CPU is the slowest). On the GPU: TensorRT,
+# then torch-cuda (FP16, CUDA graphs), then onnxruntime-gpu (for users without PyTorch).
 register_engine(
     "tensorrt",
     _lazy("vbg.engines.tensorrt_engine", "TensorRTEngine"),
@@ -249,6 +371,7 @@ register_engine(
     ),
     extra="gpu",
     devices=("cuda",),
+    reason=lambda: _torch_gpu_reason("torch_tensorrt", "segmentation_models_pytorch"),
 )
 register_engine(
     "torch-cuda",
@@ -257,6 +380,18 @@ register_engine(
     available=lambda: _has_module("segmentation_models_pytorch") and _cuda_available(),
     extra="torch",
     devices=("cuda",),
+    reason=lambda: _torch_gpu_reason("segmentation_models_pytorch"),
+)
+register_engine(
+    "onnxruntime-gpu",
+    _lazy("vbg.engines.onnxruntime_engine", "OnnxRuntimeEngine"),
+    priority=35,
+    available=lambda: not _ort_gpu_reason(),
+    extra="",
+    devices=("cuda",),
+    reason=_ort_gpu_reason,
+    # Both wheels install the same `onnxruntime` module: the CPU one must go first.
+    install="pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
 )
 register_engine(
     "openvino",
@@ -264,6 +399,7 @@ register_engine(
     priority=30,
     available=lambda: _has_module("openvino"),
     extra="openvino",
+    reason=lambda: _missing("openvino"),
 )
 register_engine(
     "onnxruntime",
@@ -271,7 +407,8 @@ register_engine(
     priority=20,
     available=lambda: _has_module("onnxruntime"),
     extra="",
-    devices=("cpu", "cuda"),
+    devices=("cpu",),
+    reason=lambda: _missing("onnxruntime"),
 )
 register_engine(
     "torch",
@@ -280,4 +417,5 @@ register_engine(
     available=lambda: _has_module("torch") and _has_module("segmentation_models_pytorch"),
     extra="torch",
     devices=("cpu", "cuda"),
+    reason=lambda: _missing("torch", "segmentation_models_pytorch"),
 )
