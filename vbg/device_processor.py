@@ -77,7 +77,8 @@ class DeviceFrameProcessor:
 
     @property
     def engine_name(self) -> str:
-        return f"{getattr(self.engine, 'name', type(self.engine).__name__)} (frame on the GPU)"
+        name = getattr(self.engine, "name", type(self.engine).__name__)
+        return f"{name} (whole frame on {self.path.device.type})"
 
     @property
     def tta(self) -> bool:

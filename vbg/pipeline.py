@@ -445,7 +445,7 @@ def process_video(
         is_png_sequence,
         renderer,
     )
-    from vbg.sinks import ImageSink, VideoFileSink, check_output_path
+    from vbg.sinks import ImageSink, check_output_path
     from vbg.sources import ImageSource, open_input
 
     out = out or OutputOptions(overwrite=True)
@@ -504,15 +504,7 @@ def process_video(
 
                 sink = open_alpha_sink(output, fps=src.fps, width=src.width, height=src.height)
             else:
-                sink = VideoFileSink(
-                    output,
-                    fps=src.fps,
-                    width=src.width,
-                    height=src.height,
-                    audio_from=input if src.has_audio else None,
-                    crf=out.crf,
-                    preset=out.preset,
-                )
+                sink = _open_video_sink(output, src, input, out, gpu=_on_gpu(processor))
             return _process_frames(
                 src, sink, processor, progress, keep_partial_on_interrupt, render
             )
@@ -521,6 +513,37 @@ def process_video(
                 processor.close()
     finally:
         src.close()
+
+
+def _on_gpu(proc: Any) -> bool:
+    """Whether the processor's frames live on a CUDA device (the GPU path)."""
+    device = getattr(getattr(proc, "path", None), "device", None)
+    return getattr(device, "type", "") == "cuda"
+
+
+def _open_video_sink(output: Path, src: Any, input: Path, out: Any, *, gpu: bool) -> Any:
+    """The H.264 file sink: NVENC first when frames come off a GPU and the PyAV build has it
+    (its failure to open, e.g. no driver, is one log line and x264 takes over), else x264."""
+    from vbg.sinks import VideoFileSink, h264_encoders
+
+    encoders = h264_encoders(gpu)
+    for i, encoder in enumerate(encoders):
+        try:
+            return VideoFileSink(
+                output,
+                fps=src.fps,
+                width=src.width,
+                height=src.height,
+                audio_from=input if src.has_audio else None,
+                crf=out.crf,
+                preset=out.preset,
+                encoder=encoder,
+            )
+        except VbgError as e:
+            if i == len(encoders) - 1:
+                raise
+            log.info("encoder %s unavailable (%s); using %s", encoder, e, encoders[i + 1])
+    raise AssertionError("unreachable")
 
 
 def _process_image(src: Any, output: Path, proc: FrameProcessor, render: Any) -> ProcessResult:

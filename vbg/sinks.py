@@ -76,6 +76,15 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
 # --------------------------------------------------------------------------- video file
 
 
+def h264_encoders(gpu: bool) -> list[str]:
+    """H.264 encoders to try, best first: NVENC when the frames come from a GPU and this
+    PyAV build has it (it still needs an NVIDIA GPU and driver to open), then x264."""
+    import av
+
+    names = ["h264_nvenc", "libx264"] if gpu else ["libx264"]
+    return [n for n in names if n in av.codecs_available] or ["libx264"]
+
+
 def _muxer_for(path: Path) -> str | None:
     """The muxer for the *final* name (the temporary name ends the same, but be explicit)."""
     return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}.get(
@@ -115,7 +124,10 @@ class VideoFileSink:
         crf: int = 20,
         *,
         preset: str = "veryfast",
+        encoder: str = "libx264",
     ) -> None:
+        """encoder: libx264 (crf, preset) or h264_nvenc (NVIDIA's encoder, where the PyAV
+        build has it and a GPU is present; crf maps to its constant-quality cq)."""
         import av
 
         from vbg.signals import track_temp
@@ -151,10 +163,16 @@ class VideoFileSink:
             self._forget_partial()
             raise VbgError(f"cannot write {self.path}: {' '.join(str(e).split())}") from e
         try:
-            stream = self._out.add_stream("libx264", rate=self.fps)
+            stream = self._out.add_stream(encoder, rate=self.fps)
             stream.width, stream.height = self._enc_w, self._enc_h
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(int(crf)), "preset": preset}
+            if encoder == "h264_nvenc":
+                # Constant quality like x264's crf (no bitrate target).
+                stream.options = {"rc": "vbr", "cq": str(int(crf)), "preset": "p4"}
+                stream.codec_context.bit_rate = 0
+            else:
+                stream.options = {"crf": str(int(crf)), "preset": preset}
+            self.encoder = encoder
             # 1/(1000*fps): a frame lasts exactly 1000 ticks, and input timestamps off the frame
             # grid (variable frame rate) survive; a 1/fps time base would round them onto it.
             self._tb = 1 / (self.fps * 1000)
@@ -172,6 +190,8 @@ class VideoFileSink:
             self._forget_partial()
             self._close_audio_in()
             why = " ".join(str(e).split())
+            if encoder != "libx264":  # a hardware encoder that will not open (no GPU/driver)
+                raise VbgError(f"cannot open the {encoder} encoder: {why}") from e
             if isinstance(e, PermissionError) or getattr(e, "errno", None) == errno.EACCES:
                 raise VbgError(f"cannot write {self.path}: permission denied") from e
             if self.has_audio:  # most often: the muxer cannot hold the copied audio codec
