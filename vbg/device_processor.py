@@ -85,8 +85,18 @@ class DeviceFrameProcessor:
         return self.path.cfg.tta
 
     @property
-    def segmenter(self) -> Any:  # drivers read .segmenter.engine
+    def segmenter(self) -> Any:  # drivers read .segmenter.engine and .segmenter.card
         return self
+
+    @property
+    def card(self) -> Any:
+        return self.path.card
+
+    @property
+    def compositor(self) -> Any:
+        """The host compositor that fitted an image background (the live loop's outage
+        picture shows its background), or None."""
+        return self._host
 
     # --- background ----------------------------------------------------------------------
 

@@ -264,3 +264,47 @@ def test_options_without_a_device_form_keep_the_frame_on_the_host(tiny_card):
     proc = build_processor(tiny_card, engine="torch")
     assert type(proc).__name__ == "FrameProcessor"
     proc.close()
+
+
+def test_the_live_loop_runs_on_the_device_path_and_switches_backgrounds(tiny_card):
+    """run_live with a DeviceFrameProcessor (torch's CPU device): every frame reaches the
+    sink at one size; switching the background afterwards changes the picture."""
+    from tests.vbg.test_pipeline import FakeSource, RecordingSink
+    from vbg.pipeline import LiveOptions, build_processor, run_live
+
+    proc = build_processor(tiny_card, engine="torch", background="color:#00ff00", device_path=True)
+    assert type(proc).__name__ == "DeviceFrameProcessor"
+    sink = RecordingSink()
+    res = run_live(
+        FakeSource(6),
+        processor=proc,
+        options=LiveOptions(outputs=[sink], backgrounds=["color:#00ff00", "blur"]),
+    )
+    assert res.frames == 6 and len(sink.frames) == 6
+    assert len({f.shape for f in sink.frames}) == 1
+    frame = np.full((72, 96, 3), 120, np.uint8)
+    green = proc.process(frame).copy()
+    proc.set_background("color:#0000ff")
+    assert not np.array_equal(proc.process(frame), green)
+    proc.close()
+
+
+def test_frames_off_a_gpu_try_nvenc_then_x264(tmp_path, sample_clip, caplog):
+    import logging
+
+    from vbg.outputs import OutputOptions
+    from vbg.pipeline import _open_video_sink
+    from vbg.sources import open_input
+
+    src = open_input(sample_clip)
+    with caplog.at_level(logging.INFO, logger="vbg.pipeline"):
+        sink = _open_video_sink(tmp_path / "o.mp4", src, sample_clip, OutputOptions(), gpu=True)
+    src.close()
+    if sink.encoder == "h264_nvenc":  # a machine with an NVIDIA GPU and driver
+        assert "unavailable" not in caplog.text
+    else:
+        assert sink.encoder == "libx264"
+        if "h264_nvenc" in __import__("av").codecs_available:
+            assert "encoder h264_nvenc unavailable" in caplog.text
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []  # the failed attempt left no partial file
