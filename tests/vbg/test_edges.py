@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -89,3 +90,23 @@ def test_mean_at_reduced_resolution_allocates_nothing_per_frame():
     assert peak - before < 4096  # no array (the small float sums alone are 43 kB)
     # The band took the sure pixels' mean colour (random colours: mid-grey on average).
     assert np.abs(out[:, 152:160].astype(float).mean() - frame[:, :150].mean()) < 4
+
+
+def test_decontamination_over_the_band_box_equals_the_whole_frame(monkeypatch):
+    """The upsampled maps are made over the soft band's bounding box only; the result must
+    be what the whole-frame upsampling gives, to the bit."""
+    from vbg.edges import EdgeColors
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    frame = cv2.GaussianBlur(frame, (5, 5), 0)
+    alpha = np.zeros((240, 320), np.uint8)
+    cv2.ellipse(alpha, (200, 130), (50, 70), 0, 0, 360, 255, -1)
+    alpha = cv2.GaussianBlur(alpha, (21, 21), 0)
+    boxed = EdgeColors()(frame, alpha).copy()
+    whole = EdgeColors()
+    monkeypatch.setattr(
+        whole, "_band_box", lambda band, hw: ((0, 240, 0, 320), (0, hw[0], 0, hw[1]))
+    )
+    assert np.array_equal(boxed, whole(frame, alpha))
+    assert (boxed != frame).any()
