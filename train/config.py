@@ -61,6 +61,11 @@ class TrainConfig:
     boundary_weight: float = 0.0  # extra BCE on a band around the person's outline; 0 = off
     boundary_px: int = 3  # half-width of that band at model resolution
     grad_clip: float = 1.0  # max gradient norm; 0 = off
+    # Distillation: a teacher's soft masks as a second target (train/distill.py). teacher:
+    # a vbg model card with torch weights whose licence allows it (never a GPL model such
+    # as Robust Video Matting); distill_weight: weight of BCE against its probabilities.
+    teacher: str = ""
+    distill_weight: float = 0.0
     amp: str = "auto"  # auto: fp16 + GradScaler on CUDA, fp32 on CPU | off | fp16 | bf16
     workers: int = 2  # DataLoader worker processes
     val_every: int = 1  # validate every N epochs (and always after the last)
@@ -170,6 +175,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad("lr must be positive; weight_decay, grad_clip and time_limit not negative")
     if min(cfg.bce_weight, cfg.dice_weight, cfg.boundary_weight) < 0:
         bad("loss weights must not be negative")
+    if cfg.distill_weight < 0 or (cfg.distill_weight > 0 and not cfg.teacher):
+        bad("distill_weight must be >= 0, and > 0 only with a teacher")
     if cfg.bce_weight + cfg.dice_weight + cfg.boundary_weight == 0:
         bad("at least one loss weight must be positive")
     if not cfg.encoder_weights:

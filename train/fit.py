@@ -475,7 +475,11 @@ def train_one_epoch(
         x, y, ign = _to_device(batch, device)
         with autocast():
             logits = model(x)
-        losses = loss_fn(logits, y, ign)  # fp32 inside, whatever autocast produced
+        # fp32 inside, whatever autocast produced; a distilling loss also takes the input.
+        if getattr(loss_fn, "takes_input", False):
+            losses = loss_fn(logits, y, ign, x)
+        else:
+            losses = loss_fn(logits, y, ign)
         # A sync point per step, but a NaN must stop the run before it reaches the weights
         # (and the checkpoints written at the end of the epoch).
         if not bool(torch.isfinite(losses["total"].detach())):
@@ -639,7 +643,7 @@ def fit(cfg: TrainConfig) -> FitResult:
 
 
 def _data_paths(cfg: TrainConfig) -> dict[str, str]:
-    return {k: getattr(cfg, k) for k in ("ann", "images", "mix") if getattr(cfg, k)}
+    return {k: getattr(cfg, k) for k in ("ann", "images", "mix", "teacher") if getattr(cfg, k)}
 
 
 def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
@@ -765,6 +769,11 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
     )
     autocast, scaler, amp_mode = amp_setup(cfg, device)
     loss_fn = loss_from_config(cfg)
+    if cfg.teacher and cfg.distill_weight > 0:
+        from train.distill import load_teacher, with_distillation
+
+        loss_fn = with_distillation(loss_fn, load_teacher(cfg, device), cfg.distill_weight)
+        say(f"distilling from {cfg.teacher} (weight {cfg.distill_weight})")
 
     start_epoch, global_step = 0, 0
     best_loss, best_epoch = math.inf, 0
