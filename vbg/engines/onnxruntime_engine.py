@@ -153,6 +153,8 @@ class OnnxRuntimeEngine:
                 self._output_names[0], kind, idx, np.float32, tuple(yi.shape), yi.data_ptr()
             )
             self._session.run_with_iobinding(io)
+        if kind == "cuda":
+            io.synchronize_outputs()  # the torch side reads y next, on its own stream
         return y
 
     def close(self) -> None:
