@@ -216,39 +216,32 @@ def live_latency(card: Any, engines: dict[str, Any], n: int) -> dict[str, Any]:
 # --- 3. files --------------------------------------------------------------------------------
 
 
+def _fps(proc: Any, batch: np.ndarray, n: int, warm: int = 3) -> dict[str, Any]:
+    """At least n frames through process_batch, after `warm` untimed batches."""
+    for _ in range(warm):
+        proc.process_batch(batch)
+    done, t0 = 0, time.perf_counter()
+    while done < n:
+        proc.process_batch(batch)
+        done += len(batch)
+    dt = time.perf_counter() - t0
+    return {"frames": done, "seconds": round(dt, 3), "fps": round(done / dt, 1)}
+
+
 def batched_throughput(card: Any, engine: Any, n: int, batches: tuple[int, ...]) -> dict[str, Any]:
+    from vbg.device_path import DevicePathConfig
+    from vbg.temporal import TemporalConfig
+
     frames = np.stack(frames_at(_size("1080p"), max(batches)))
     out: dict[str, Any] = {}
     for b in batches:
         proc = device_processor(engine, card, str(BACKGROUND), tta=False)
-        batch = frames[:b]
-        for _ in range(3):
-            proc.process_batch(batch)
-        done, t0 = 0, time.perf_counter()
-        while done < n:
-            proc.process_batch(batch)
-            done += b
-        dt = time.perf_counter() - t0
-        out[f"batch{b}"] = {"frames": done, "seconds": round(dt, 3), "fps": round(done / dt, 1)}
-        # The offline default (mirrored pass, decontamination) at this batch size.
-        if b == max(batches):
-            from vbg.device_path import DevicePathConfig
-            from vbg.temporal import TemporalConfig
-
+        out[f"batch{b}"] = _fps(proc, frames[:b], n)
+        if b == max(batches):  # the offline defaults (mirrored pass, decontamination) too
             proc.path.cfg = DevicePathConfig(
                 temporal=TemporalConfig(), tta=True, decontaminate=True
             )
-            proc.process_batch(batch)
-            done, t0 = 0, time.perf_counter()
-            while done < n:
-                proc.process_batch(batch)
-                done += b
-            dt = time.perf_counter() - t0
-            out[f"batch{b}_tta_decontaminate"] = {
-                "frames": done,
-                "seconds": round(dt, 3),
-                "fps": round(done / dt, 1),
-            }
+            out[f"batch{b}_tta_decontaminate"] = _fps(proc, frames[:b], n, warm=1)
     return out
 
 

@@ -103,18 +103,27 @@ def upsample(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _symmetric_index(n: int, r: int) -> tuple[int, ...]:
-    # OpenCV's BORDER_REFLECT: fedcba|abcdef|fedcba (the edge pixel repeated).
+def _symmetric_index(n: int, r: int, device: str) -> torch.Tensor:
+    # OpenCV's BORDER_REFLECT: fedcba|abcdef|fedcba (the edge pixel repeated). Cached per
+    # device: made once, not uploaded again by every box filter of every frame.
+    torch, _ = _torch()
     idx = [min(max(i, -1 - i), 2 * n - 1 - i) for i in range(-r, n + r)]
-    return tuple(min(max(i, 0), n - 1) for i in idx)
+    return torch.tensor([min(max(i, 0), n - 1) for i in idx], device=device)
+
+
+@lru_cache(maxsize=64)
+def _const(values: tuple[float, ...], shape: tuple[int, ...], device: str, dtype: str):
+    """A small constant tensor (taps, normalisation) kept on the device."""
+    torch, _ = _torch()
+    return torch.tensor(values, dtype=getattr(torch, dtype), device=device).view(shape)
 
 
 def box_reflect(x: torch.Tensor, r: int) -> torch.Tensor:
     """cv2.boxFilter (normalised, (2r+1)^2, BORDER_REFLECT) on (N, C, h, w)."""
-    torch, F = _torch()
+    _, F = _torch()
     h, w = x.shape[2:]
-    rows = torch.tensor(_symmetric_index(h, r), device=x.device)
-    cols = torch.tensor(_symmetric_index(w, r), device=x.device)
+    rows = _symmetric_index(h, r, str(x.device))
+    cols = _symmetric_index(w, r, str(x.device))
     padded = x.index_select(2, rows).index_select(3, cols)
     return F.avg_pool2d(padded, 2 * r + 1, stride=1)
 
@@ -159,8 +168,8 @@ def gaussian_blur(x: torch.Tensor, k: int) -> torch.Tensor:
     """cv2.GaussianBlur(x, (k, k), 0) on (N, C, h, w): separable, BORDER_REFLECT_101."""
     if k <= 1:
         return x
-    torch, F = _torch()
-    taps = torch.tensor(_gauss_taps(k), dtype=x.dtype, device=x.device)
+    _, F = _torch()
+    taps = _const(_gauss_taps(k), (k,), str(x.device), str(x.dtype).split(".")[-1])
     c = x.shape[1]
     r = k // 2
     h, w = x.shape[2:]
@@ -176,13 +185,11 @@ def normalize(small: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """Planar BGR 0..255 at model resolution -> the model's input, as vbg.segmenter."""
     from vbg.segmenter import _norm_coeffs
 
-    torch, _ = _torch()
     a, b = _norm_coeffs(spec)
     order = [2, 1, 0] if spec.color_order == "RGB" else [0, 1, 2]
     x = small[:, order]
-    av = torch.tensor(a, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    bv = torch.tensor(b, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return x * av - bv
+    dev, dt = str(x.device), str(x.dtype).split(".")[-1]
+    return x * _const(a, (1, 3, 1, 1), dev, dt) - _const(b, (1, 3, 1, 1), dev, dt)
 
 
 def guided_upsample(
@@ -217,7 +224,7 @@ def bound_matte(prob: torch.Tensor, matte: torch.Tensor, radius: int, lut: np.nd
     lo = torch.round(upsample(morph_replicate(p8, radius, "erode"), hw))
     # Same order as the host path: min with the dilation, then max with the erosion.
     m = torch.maximum(torch.minimum(matte, hi), lo)
-    table = torch.tensor(lut, dtype=m.dtype, device=m.device)
+    table = _const(tuple(float(v) for v in lut), (256,), str(m.device), "float32")
     return table[m.long()]
 
 

@@ -140,7 +140,7 @@ class EdgeColors:
         if bw == 0 or bh == 0:
             return None
         f = self.factor
-        if H != h * f or W != w * f:  # not an exact factor: the whole map
+        if h * f != H or w * f != W:  # not an exact factor: the whole map
             return (0, H, 0, W), (0, h, 0, w)
         x0, x1 = max(0, x // f - 1), min(w, (x + bw + f - 1) // f + 1)
         y0, y1 = max(0, y // f - 1), min(h, (y + bh + f - 1) // f + 1)
