@@ -20,7 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-_K3 = np.ones((3, 3), np.uint8)
+from vbg import fused
+
 SUPPORT = 0.1  # probability above which a pixel belongs to a region (ComponentFilter)
 
 
@@ -43,6 +44,7 @@ class MatteBounds:
             raise ValueError("black must be in 0..126")
         x = (np.arange(256, dtype=np.float32) - black) * (255.0 / (255 - 2 * black))
         self._lut = np.clip(np.round(x), 0, 255).astype(np.uint8)
+        self._ends = fused.lut_ends(self._lut)
         self._k = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
         self._bufs: dict[str, np.ndarray] = {}
 
@@ -52,14 +54,30 @@ class MatteBounds:
             b = self._bufs[name] = np.empty(shape, np.uint8)
         return b
 
-    def __call__(self, prob: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    @property
+    def lut_ends(self) -> tuple[int, int]:
+        """(t_bg, t_fg): the levels give 0 at or below t_bg and 255 at or above t_fg."""
+        return self._ends
+
+    @property
+    def lut(self) -> np.ndarray:
+        """The levels table (uint8[256]) applied after the clamp."""
+        return self._lut
+
+    def small_bounds(self, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi): erosion and dilation of the probability as uint8 0..255 at model
+        resolution, before upsampling (reused buffers)."""
         h, w = prob.shape
-        H, W = matte.shape
         p8 = self._buf("p8", (h, w))
         lo, hi = self._buf("lo", (h, w)), self._buf("hi", (h, w))
         cv2.convertScaleAbs(prob, dst=p8, alpha=255.0)
         cv2.erode(p8, self._k, dst=lo, borderType=cv2.BORDER_REPLICATE)
         cv2.dilate(p8, self._k, dst=hi, borderType=cv2.BORDER_REPLICATE)
+        return lo, hi
+
+    def __call__(self, prob: np.ndarray, matte: np.ndarray) -> np.ndarray:
+        H, W = matte.shape
+        lo, hi = self.small_bounds(prob)
         big = self._buf("big", (H, W))
         cv2.resize(hi, (W, H), dst=big, interpolation=cv2.INTER_LINEAR)
         cv2.min(matte, big, dst=matte)
@@ -88,65 +106,32 @@ class ComponentFilter:
             b = self._bufs[name] = np.empty(shape, dtype)
         return b
 
+    def _counts(self, n: int) -> np.ndarray:
+        # Per-region counters for the compiled passes; grown (rarely) to the most regions seen.
+        c = self._bufs.get("counts")
+        if c is None or c.size < n:
+            c = self._bufs["counts"] = np.empty(max(n, 256), np.int64)
+        return c
+
     def __call__(self, prob: np.ndarray) -> np.ndarray:
         """A cleaned copy of prob in a buffer reused by the next call (prob is not changed).
-        Per frame it allocates only OpenCV's small per-component tables."""
+        OpenCV labels the regions; the per-region counts and decisions are compiled passes
+        (vbg.fused) instead of a Python loop over regions with OpenCV's statistics."""
         n_px = prob.size
         out = self._buf("out", prob.shape, np.float32)
         np.copyto(out, prob)
         mask = self._buf("mask", prob.shape, np.uint8)
         labels = self._buf("labels", prob.shape, np.int32)
-        sel = self._buf("sel", prob.shape, np.uint8)
-        grown = self._buf("grown", prob.shape, np.uint8)
         if self.min_area > 0:
-            core = self._buf("core", prob.shape, np.uint8)
+            # Regions of the soft support (prob >= 0.1) whose sure part (>= 0.5) is smaller
+            # than the limit go, soft rim and all: a faint blob (a pillow at 0.3) as well as
+            # a small sure speck; a person's soft hair stays with the person it touches.
             cv2.compare(out, SUPPORT, cv2.CMP_GE, dst=mask)
-            cv2.compare(out, 0.5, cv2.CMP_GE, dst=core)
-            self._drop_specks(out, mask, core, labels, sel, grown, self.min_area * n_px)
+            n = cv2.connectedComponents(mask, labels=labels, connectivity=8)[0]
+            fused.drop_specks(out, labels, n, 0.5, self.min_area * n_px, self._counts(n))
         if self.max_hole > 0:
             # Background regions: those touching the border are the real background.
             cv2.compare(out, 0.5, cv2.CMP_LT, dst=mask)
-            self._fill_holes(out, mask, labels, sel, grown, self.max_hole * n_px)
+            n = cv2.connectedComponents(mask, labels=labels, connectivity=4)[0]
+            fused.fill_holes(out, labels, n, self.max_hole * n_px, self._counts(n))
         return out
-
-    @staticmethod
-    def _drop_specks(prob, support, core, labels, sel, both, limit: float) -> None:
-        # Regions of the soft support (prob >= 0.1) whose sure part (>= 0.5) is smaller
-        # than the limit go, soft rim and all: a faint blob (a pillow at 0.3) as well as a
-        # small sure speck; a person's soft hair stays with the person it touches.
-        # Each region is worked on in its own box, views into reused buffers: nothing is
-        # allocated but OpenCV's small per-region tables.
-        n, _, stats, _ = cv2.connectedComponentsWithStats(support, labels=labels, connectivity=8)
-        for i in range(1, n):
-            box = _box(stats[i], support.shape, grow=1)
-            cv2.compare(labels[box], float(i), cv2.CMP_EQ, dst=sel[box])
-            if stats[i, cv2.CC_STAT_AREA] >= limit:  # big enough overall: count its sure part
-                cv2.bitwise_and(sel[box], core[box], dst=both[box])
-                if cv2.countNonZero(both[box]) >= limit:
-                    continue
-            p = prob[box]
-            cv2.subtract(p, p, dst=p, mask=sel[box])
-
-    @staticmethod
-    def _fill_holes(prob, mask, labels, sel, grown, limit: float) -> None:
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, labels=labels, connectivity=4)
-        h, w = mask.shape
-        for i in range(1, n):
-            x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area >= limit or x == 0 or y == 0 or x + bw == w or y + bh == h:
-                continue
-            # The hole grown by a pixel, so no half-alpha rim is left inside the person.
-            box = _box(stats[i], mask.shape, grow=1)
-            cv2.compare(labels[box], float(i), cv2.CMP_EQ, dst=sel[box])
-            cv2.dilate(sel[box], _K3, dst=grown[box])
-            p = prob[box]
-            cv2.subtract(p, p, dst=p, mask=grown[box])
-            cv2.add(p, 1.0, dst=p, mask=grown[box])
-
-
-def _box(stat: np.ndarray, shape: tuple[int, int], grow: int) -> tuple[slice, slice]:
-    """A component's bounding box (cv2 stats row), grown by `grow` pixels, as slices.
-    Grow by at least 1: OpenCV's arithmetic takes a 1x1 array for a scalar."""
-    x, y, bw, bh = (int(v) for v in stat[:4])
-    H, W = shape
-    return np.s_[max(y - grow, 0) : min(y + bh + grow, H), max(x - grow, 0) : min(x + bw + grow, W)]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from vbg import fused
 from vbg.backgrounds import BackgroundSpec, load_background_image
 from vbg.blur import HaloFreeBlur
 from vbg.framing import Framing, fit_background, person_box
@@ -29,6 +30,7 @@ from vbg.lightwrap import LightWrap
 if TYPE_CHECKING:
     from vbg.video_background import VideoBackground
 
+_NO_WRAP = np.zeros((1, 1), np.uint8)  # no light wrap: a map fused.composite never reads
 AUTO_ALIGN_FRAMES = 30  # align=auto: look this many frames for a person, then keep the default
 
 
@@ -46,7 +48,12 @@ class Compositor:
         framing: Framing | None = None,
         light_wrap: bool = True,
         harmonize: bool = False,
+        compiled: bool = True,
     ) -> None:
+        # The blend and the light wrap as one compiled pass (vbg.fused); compiled=False:
+        # OpenCV's passes, the reference.
+        self.compiled = compiled
+        self._taps: fused.Taps | None = None
         # Both act on image backgrounds only: a chroma key (color:) must stay one flat
         # colour, and a blurred background is the person's own scene.
         self.light_wrap = LightWrap() if light_wrap else None
@@ -140,14 +147,38 @@ class Compositor:
         image = self.spec.kind == "image"
         if image and self.harmonize is not None:
             frame_bgr = self.harmonize(frame_bgr, alpha_u8)
+        wrap = self.light_wrap if image else None
+        if self.compiled and fused.fits(frame_bgr, self._bg, alpha_u8, self._out):
+            return self._compiled_blend(frame_bgr, alpha_u8, wrap)
         out = self.blend(frame_bgr, self._bg, alpha_u8)
-        if image and self.light_wrap is not None:
-            self.light_wrap(out, alpha_u8)
+        if wrap is not None:
+            wrap(out, alpha_u8)
+        return out
+
+    def _compiled_blend(
+        self, frame_bgr: np.ndarray, alpha_u8: np.ndarray, wrap: LightWrap | None
+    ) -> np.ndarray:
+        """The blend and the light wrap in one pass (vbg.fused.composite)."""
+        bg, out = self._bg, self._out
+        if wrap is None:
+            small, light, t_wrap, strength = _NO_WRAP, bg, 0, 0.0
+        else:
+            small = wrap.wrap_map(alpha_u8)
+            light, t_wrap, strength = wrap.background_blur, wrap.min_reach, wrap.strength
+        if self._taps is None or not self._taps.fits(small.shape, alpha_u8.shape):
+            self._taps = fused.Taps(small.shape, alpha_u8.shape)
+            self._scratch = fused.Scratch(small.shape, alpha_u8.shape[1])
+        sc, rows = self._scratch, fused.rows64
+        fused.composite_rows(
+            frame_bgr, bg, alpha_u8, out, rows(frame_bgr), rows(bg), rows(alpha_u8), rows(out),
+            light, small, strength, t_wrap, self._taps.all, sc.table, sc.run, sc.rows,
+        )  # fmt: skip
         return out
 
     def blend(self, frame_bgr: np.ndarray, bg: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
         """frame * a + bg * (1 - a) in uint8 (see the module docstring) into the output
-        buffer; all three of the frame size this compositor is allocated for."""
+        buffer; all three of the frame size this compositor is allocated for. The OpenCV
+        passes: the reference for fused.composite, and the path for frames it does not take."""
         cv2.cvtColor(alpha_u8, cv2.COLOR_GRAY2BGR, dst=self._a3)
         cv2.bitwise_not(self._a3, dst=self._inv3)
         cv2.multiply(frame_bgr, self._a3, dst=self._fg, scale=1.0 / 255.0)

@@ -268,7 +268,10 @@ def light_wrap(
     torch, F = _torch()
     h, w = alpha.shape[2:]
     small_hw = (max(1, h // SHRINK), max(1, w // SHRINK))
-    small_alpha = torch.round(F.interpolate(alpha, size=small_hw, mode="area"))
+    # Bilinear, as the host (vbg.lightwrap): the central 2x2 of each 4x4 block.
+    small_alpha = torch.round(
+        F.interpolate(alpha, size=small_hw, mode="bilinear", align_corners=False)
+    )
     small = torch.round(gaussian_blur(255.0 - small_alpha, k))
     wt = torch.round(upsample(small, (h, w)))
     wt = torch.round(wt * alpha * (strength / 255.0))

@@ -65,9 +65,34 @@ class LightWrap:
         h, w = alpha_u8.shape
         if self._hw != (h, w):
             self._allocate(h, w)
-        cv2.resize(alpha_u8, self._small_wh, dst=self._small_alpha, interpolation=cv2.INTER_AREA)
+        # Bilinear, not area: at this exact 4x step it averages each block's central 2x2
+        # (a quarter of the reads of INTER_AREA, ~0.06 against ~0.3 ms at 720p), and the
+        # Gaussian that follows smooths away the difference.
+        cv2.resize(alpha_u8, self._small_wh, dst=self._small_alpha, interpolation=cv2.INTER_LINEAR)
         cv2.subtract(255, self._small_alpha, dst=self._small)
         cv2.GaussianBlur(self._small, self._k, 0, dst=self._small)
+
+    def wrap_map(self, alpha_u8: np.ndarray) -> np.ndarray:
+        """blur(255 - alpha) at 1/SHRINK resolution (uint8, a reused buffer): the weight is
+        strength * alpha / 255 * its bilinear upsampling (vbg.fused computes that)."""
+        self._small_maps(alpha_u8)
+        return self._small
+
+    @property
+    def background_blur(self) -> np.ndarray:
+        """The blurred background the edge is blended toward (set_background)."""
+        if self._bg_blur is None:
+            raise RuntimeError("LightWrap.set_background was not called")
+        return self._bg_blur
+
+    @property
+    def min_reach(self) -> int:
+        """The least upsampled wrap value that can give a weight of 1 (at alpha 255)."""
+        k = np.float32(self.strength / 255.0)
+        t = 1
+        while int(np.float32(t * 255) * k + np.float32(0.5)) < 1:
+            t += 1
+        return t
 
     def _weight_in(self, alpha_u8: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
         # w = strength * alpha/255 * blur(255 - alpha): exactly 0 where alpha is 0.

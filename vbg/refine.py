@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vbg import VbgError
+from vbg import VbgError, fused
 from vbg.cleanup import ComponentFilter, MatteBounds
 from vbg.guided import GuidedUpsampler
 from vbg.temporal import ellipse_kernel
@@ -115,6 +115,7 @@ class Refiner:
         min_area: float = 0.01,
         max_hole: float = 0.005,
         erode_px: int = 0,
+        compiled: bool = True,
     ) -> None:
         if feather_px < 0:
             raise ValueError("feather_px must be >= 0")
@@ -140,6 +141,10 @@ class Refiner:
         self.crf_iters = crf_iters
         self.crf_tolerance = crf_tolerance
         self._ksize = 2 * feather_px + 1
+        # The guided apply and the bounds as one compiled pass over the frame (vbg.fused);
+        # compiled=False keeps the OpenCV passes (the reference the tests compare it with).
+        self.compiled = compiled and self._guided is not None and self._bounds is not None
+        self._taps: fused.Taps | None = None
         # Reused buffers, made by _buffers() for the sizes in use; which ones exist depends
         # on the edge mode (guided needs the grey guide, bilinear the uint8 upsampling).
         self._small: np.ndarray | None = None  # bilinear: uint8 at model resolution
@@ -215,16 +220,47 @@ class Refiner:
 
         H, W = frame_bgr.shape[:2]
         self._buffers(prob.shape, (H, W))
-        up = self._upsample(prob, frame_bgr, small_bgr)
+        if self.compiled and fused.fits(frame_bgr):
+            up = self._fused_matte(prob, frame_bgr, small_bgr)
+        else:
+            up = self._upsample(prob, frame_bgr, small_bgr)
+            if self._bounds is not None:  # made only for edges="guided"
+                up = self._bounds(prob, up)
         # Per-pixel stages on the frame-size matte, in place; the feathering is the last.
-        if self._bounds is not None:  # made only for edges="guided"
-            up = self._bounds(prob, up)
         if self._erode is not None:
             cv2.erode(up, self._erode, dst=up)
         if self.feather_px == 0:
             return up
         cv2.GaussianBlur(up, (self._ksize, self._ksize), 0, dst=self._alpha)
         return self._alpha
+
+    def _fused_matte(
+        self, prob: np.ndarray, frame_bgr: np.ndarray, small_bgr: np.ndarray | None
+    ) -> np.ndarray:
+        """Guided upsampling + bounds in one pass (vbg.fused): the coefficients and the
+        bounds at model resolution, then only the outline's band computed at full size."""
+        assert self._guided is not None and self._bounds is not None and self._gray is not None
+        h, w = prob.shape
+        H, W = frame_bgr.shape[:2]
+        if small_bgr is not None and small_bgr.shape[:2] == (h, w):
+            guide_small = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray_small)
+        else:  # no preprocessed image: shrink the frame here (colour first, as it is small)
+            small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA)
+            guide_small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray_small)
+        a_map, b_map = self._guided.coefficients(prob, guide_small)
+        lo, hi = self._bounds.small_bounds(prob)
+        if self._taps is None or not self._taps.fits((h, w), (H, W)):
+            self._taps = fused.Taps((h, w), (H, W))
+            self._scratch = fused.Scratch((h, w), W)
+        sc = self._scratch
+        alpha = self._gray  # the grey frame is not needed on this path: its buffer is free
+        lut = self._bounds.lut
+        fused.matte_rows(
+            frame_bgr, a_map, b_map, lo, hi, lut, self._bounds.lut_ends, self._taps.all,
+            alpha, alpha.view(np.uint64),
+            sc.table, sc.run, sc.rows,
+        )  # fmt: skip
+        return alpha
 
     def _upsample(
         self, prob: np.ndarray, frame_bgr: np.ndarray, small_bgr: np.ndarray | None

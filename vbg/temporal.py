@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vbg import fused
+
 TEMPORAL_MODES = ("adaptive", "ema")
 
 
@@ -137,37 +139,15 @@ class TemporalSmoother:
     def _blend_adaptive(self, prob: np.ndarray) -> None:
         # w = still + (1 - still) * min(|p - s| / move_diff, 1);  s += w * (p - s)
         c = self.cfg
-        diff = self._buf("diff", prob)
-        w = self._buf("w", prob)
-        np.subtract(prob, self.state, out=diff)
-        np.abs(diff, out=w)
-        np.minimum(w, c.move_diff, out=w)
-        w *= (1.0 - c.still_weight) / c.move_diff
-        w += c.still_weight
-        diff *= w
-        self.state += diff
+        fused.adaptive_blend(prob, self.state, c.still_weight, c.move_diff)
 
     def _hysteresis(self, out: np.ndarray) -> None:
         # out += h * (2 * side - 1) * max(0, 1 - |out - 0.5| / (2h)): a tent around 0.5, so
         # the map stays continuous and monotonic (slope >= 1/2) and far values are untouched.
-        h = self.cfg.hysteresis
-        if self.side is not None and self.side.shape == out.shape:
-            tent = self._buf("tent", out)
-            sign = self._buf("sign", out)
-            np.subtract(out, 0.5, out=tent)
-            np.abs(tent, out=tent)
-            tent *= -1.0 / (2 * h)
-            tent += 1.0
-            np.maximum(tent, 0.0, out=tent)
-            np.copyto(sign, self.side, casting="unsafe")
-            sign *= 2.0 * h
-            sign -= h  # +h where the pixel was person, -h where it was background
-            tent *= sign
-            out += tent
-            np.clip(out, 0.0, 1.0, out=out)
-        else:
+        has_side = self.side is not None and self.side.shape == out.shape
+        if not has_side:
             self.side = np.empty(out.shape, np.uint8)
-        np.greater_equal(out, 0.5, out=self.side, casting="unsafe")
+        fused.hysteresis(out, self.side, self.cfg.hysteresis, has_side)
 
     def _update(self, prob: np.ndarray, frame_bgr: np.ndarray | None) -> None:
         motion = self.cfg.motion and self.cfg.mode == "adaptive" and frame_bgr is not None

@@ -247,7 +247,11 @@ def test_batches_give_the_same_frames_as_one_at_a_time(clip_frames):
     singles = [one.process(f).copy() for f in clip_frames[:6]]
     batched = many.process_batch(np.stack(clip_frames[:6]))
     for a, b in zip(singles, batched, strict=True):
-        assert np.array_equal(a, b)
+        # The network batched: oneDNN may pick another convolution kernel for a batch of 6
+        # than for 1 (seen on an Intel Xeon: one pixel of 486,000 one grey level off), so
+        # the frames are the same up to that float rounding, not bit for bit.
+        d = np.abs(a.astype(int) - b)
+        assert d.max() <= 1 and (d > 0).mean() < 1e-5
     one.close()
     many.close()
 
