@@ -95,11 +95,17 @@ class Compositor:
         self._fg = np.empty((h, w, 3), np.uint8)  # frame * alpha / 255
         self._bg = np.empty((h, w, 3), np.uint8)
         self._out = np.empty((h, w, 3), np.uint8)
+        # What callers get: the output read-only, so that only the compositor writes it
+        # (the compiled pass keeps the still background in it between frames).
+        self._out_view = self._out.view()
+        self._out_view.flags.writeable = False
+        self._held: np.ndarray | None = None  # groups of _out that hold the background
         self._prepare_background()
 
     def _prepare_background(self) -> None:
         h, w = self.size
         spec = self.spec
+        self._held = None  # a new background: nothing in the output buffer is it yet
         if spec.kind == "image":
             self._bg[...] = fit_background(
                 self._source, h, w, focal=spec.focal, framing=self.framing, box=self.person_box
@@ -150,10 +156,11 @@ class Compositor:
         wrap = self.light_wrap if image else None
         if self.compiled and fused.fits(frame_bgr, self._bg, alpha_u8, self._out):
             return self._compiled_blend(frame_bgr, alpha_u8, wrap)
+        self._held = None  # the OpenCV passes rewrite the whole buffer
         out = self.blend(frame_bgr, self._bg, alpha_u8)
         if wrap is not None:
             wrap(out, alpha_u8)
-        return out
+        return self._out_view
 
     def _compiled_blend(
         self, frame_bgr: np.ndarray, alpha_u8: np.ndarray, wrap: LightWrap | None
@@ -168,12 +175,20 @@ class Compositor:
         if self._taps is None or not self._taps.fits(small.shape, alpha_u8.shape):
             self._taps = fused.Taps(small.shape, alpha_u8.shape)
             self._scratch = fused.Scratch(small.shape, alpha_u8.shape[1])
+        h, w = alpha_u8.shape
+        # A still background (image, colour) stays in the output buffer where the person
+        # did not cover it: those groups are not rewritten (the output is handed out
+        # read-only, so nothing else writes there). Blur and video change every frame.
+        still = self.spec.kind in ("image", "color")
+        if self._held is None or self._held.shape != (h, w // fused.GROUP):
+            self._held = np.zeros((h, w // fused.GROUP), np.uint8)
+        held = self._held if still else self._held[:0]
         sc, rows = self._scratch, fused.rows64
         fused.composite_rows(
             frame_bgr, bg, alpha_u8, out, rows(frame_bgr), rows(bg), rows(alpha_u8), rows(out),
-            light, small, strength, t_wrap, self._taps.all, sc.table, sc.run, sc.rows,
+            light, small, strength, t_wrap, self._taps.all, held, sc.table, sc.run, sc.rows,
         )  # fmt: skip
-        return out
+        return self._out_view
 
     def blend(self, frame_bgr: np.ndarray, bg: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
         """frame * a + bg * (1 - a) in uint8 (see the module docstring) into the output
@@ -218,5 +233,10 @@ class Compositor:
 
     @property
     def background(self) -> np.ndarray:
-        """The fitted background (for image/color; the last blurred frame for blur)."""
+        """The fitted background (for image/color; the last blurred frame for blur). To
+        change it in place, call `background_changed()` after."""
         return self._bg
+
+    def background_changed(self) -> None:
+        """The background buffer was written from outside: forget what the output holds."""
+        self._held = None

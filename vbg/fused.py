@@ -208,23 +208,9 @@ def _div255(x):
 
 @njit(cache=True, nogil=True)
 def composite(
-    frame,
-    bg,
-    alpha,
-    out,
-    f64,
-    b64,
-    a64,
-    o64,
-    light,
-    wrap,
-    strength,
-    reach,
-    taps,
-    vrow,
-    y_first,
-    y_step,
-):
+    frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, reach, taps, vrow, held,
+    y_first, y_step,
+):  # fmt: skip
     """out = frame * a + bg * (1 - a), a = alpha / 255, rounded once; then, with t_wrap > 0,
     the light wrap: out * (1 - w) + light * w with w = strength * a * up(wrap) / 255, wrap
     the blurred (255 - alpha) at low resolution (vbg.lightwrap), light the blurred
@@ -232,13 +218,18 @@ def composite(
     composite_rows); taps (y0, y1, wy, x0, x1, wx) map `wrap` to the frame. An empty reach
     (0 rows): no light wrap (light, wrap and taps are not read). Rows y_first, y_first + y_step, ... only.
     f64, b64, a64, o64: frame, bg, alpha and out viewed as uint64 rows (W a multiple of 8):
-    sure groups are copied three words at a time."""
+    sure groups are copied three words at a time.
+    held (H, W / 8) uint8: 1 where `out` already holds this background from an earlier
+    frame (a still background: the caller clears it whenever the background or the buffer
+    may have changed); those groups are not written again, the others update it. An empty
+    held (0 rows): write everything."""
     H, W = alpha.shape
     n_groups = W // GROUP
     y0, y1, wy, x0, x1, wx = taps
     ones = np.uint64(0xFFFFFFFFFFFFFFFF)
     k = np.float32(strength / 255.0)
     use_wrap = reach.shape[0] > 0
+    track = held.shape[0] > 0
     vw = vrow  # wrap between the row pair, per column
     half = np.float32(0.5)
     for y in range(y_first, H, y_step):
@@ -250,10 +241,16 @@ def composite(
             word = a64[y, g]
             j = 3 * g
             if word == 0:
+                if track:
+                    if held[y, g]:
+                        continue  # the background is already there, from an earlier frame
+                    held[y, g] = 1
                 o64[y, j] = b64[y, j]
                 o64[y, j + 1] = b64[y, j + 1]
                 o64[y, j + 2] = b64[y, j + 2]
                 continue
+            if track:
+                held[y, g] = 0
             wrapped = use_wrap and reach[r0, g]
             if word == ones and not wrapped:
                 o64[y, j] = f64[y, j]
@@ -325,11 +322,12 @@ def matte_rows(frame, a_map, b_map, lo, hi, lut, ends, taps, alpha, alpha64, tab
 
 @njit(cache=True, nogil=True, parallel=True)
 def composite_rows(
-    frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, t_wrap, taps, table, run, rows
-):
+    frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, t_wrap, taps, held,
+    table, run, rows,
+):  # fmt: skip
     """composite over the whole frame, on up to two threads. t_wrap: the least wrap value
     that gives a light wrap weight of 1 or more at alpha 255 (LightWrap.min_reach); 0 = no
-    light wrap. table, run, rows: Scratch for the wrap map's size."""
+    light wrap. held: see composite. table, run, rows: Scratch for the wrap map's size."""
     reach = table.view(np.bool_)[: (wrap.shape[0] if t_wrap > 0 else 0)]
     if t_wrap > 0:
         for t in prange(2):
@@ -337,7 +335,7 @@ def composite_rows(
     for t in prange(2):
         composite(
             frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, reach, taps,
-            rows[t, 0], t, 2,
+            rows[t, 0], held, t, 2,
         )  # fmt: skip
 
 
@@ -444,4 +442,3 @@ def fill_holes(prob, labels, n, limit, counts):
                 for yy in range(max(y - 1, 0), min(y + 2, h)):
                     for xx in range(max(x - 1, 0), min(x + 2, w)):
                         prob[yy, xx] = 1.0
-

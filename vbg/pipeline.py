@@ -765,6 +765,7 @@ class _LiveState:
     loop_mirror: bool = False
     t_origin: float = 0.0
     last_out: np.ndarray | None = None  # the processor's buffer: valid until the next frame
+    overlay: np.ndarray | None = None  # --show-fps: a copy of the output to draw on
     last_real_t: float = 0.0  # when the last real frame was sent
     last_sent_t: float = 0.0  # when anything was last sent to the live outputs
     outage_frame: tuple[str, np.ndarray] | None = None  # (phase, picture) of this outage
@@ -1110,6 +1111,12 @@ def _step(st: _LiveState, frame: Frame) -> None:
     out = st.proc.process(_fit_frame(st, frame.image))
     status = _status_line(st.fps_ema, timer)
     if st.opts.show_fps and not st.previews:
+        # The processor's output is read-only (the compositor keeps the still background
+        # in it between frames): the status line goes on a copy.
+        if st.overlay is None or st.overlay.shape != out.shape:
+            st.overlay = np.empty_like(out)
+        np.copyto(st.overlay, out)
+        out = st.overlay
         overlay_text(out, status)
     label = _background_label(st.blur_spec if st.blur_on else st.specs[st.bg_index])
     for p in st.previews:

@@ -146,3 +146,26 @@ def test_temporal_kernels_match_their_formulas():
     fused.hysteresis(out, side, 0.1, True)
     np.testing.assert_allclose(out, want, atol=1e-6)
     np.testing.assert_array_equal(side, (want >= 0.5).astype(np.uint8))
+
+
+def test_kept_background_is_never_stale(frames, tmp_path):
+    # The compositor leaves the still background in its output buffer where the person
+    # did not cover it; a person that moves, a new background, a switch to blur and back:
+    # every output must equal what a fresh compositor writes in full.
+    spec = _image_spec(tmp_path, frames[0])
+    other = BackgroundSpec(kind="color", color_bgr=(0, 177, 64))
+    blur = BackgroundSpec(kind="blur", blur_ksize=15)
+    comp = Compositor(spec, (H, W))
+    refiner = Refiner()
+    steps = [spec, spec, spec, other, other, blur, spec, spec, spec]
+    for i, s in enumerate(steps):
+        f = frames[i % len(frames)]
+        # The person moves right and back: where it stood is background again next frame.
+        alpha = refiner(np.roll(_prob(f), 24 * (i % 2), axis=1), f).copy()
+        if s is not comp.spec:
+            comp.set_background(s)
+        got = comp(f, alpha)
+        want = Compositor(s, (H, W))(f, alpha)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        got[0, 0, 0] = 1  # handed out read-only: nothing else may write there
