@@ -221,6 +221,7 @@ def build_processor(
                 timer=timer or StageTimer(),
                 edge_colors=EdgeColors() if decontaminate else None,
             )
+        warm_up_hot_path()
         proc = FrameProcessor(
             segmenter=Segmenter(card, eng),
             smoother=TemporalSmoother(tcfg) if smoothing else None,
@@ -243,6 +244,49 @@ def build_processor(
         eng.close()
         raise
     return proc
+
+
+def warm_up_hot_path() -> None:
+    """Compile the hot path's numba passes (vbg.fused) now, on a tiny frame, rather than on
+    the first real one: a cold compile takes about 10 s on 2 cores (once per machine: the
+    result is cached on disk), which a live call would show as a frozen first frame."""
+    import threading
+
+    from vbg.backgrounds import BackgroundSpec
+    from vbg.compose import Compositor
+    from vbg.refine import Refiner
+    from vbg.temporal import TemporalSmoother
+
+    def run() -> None:
+        frame = np.zeros((32, 64, 3), np.uint8)
+        frame[8:24, 16:48] = 200
+        prob = np.zeros((8, 16), np.float32)
+        prob[2:6, 4:12] = 1.0
+        smoother, refiner = TemporalSmoother(), Refiner()
+        comp = Compositor(BackgroundSpec(kind="color", color_bgr=(0, 177, 64)), (32, 64))
+        for _ in range(2):  # the second frame runs the temporal blend and hysteresis
+            comp(frame, refiner(smoother(prob), frame))
+
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run()
+        except BaseException as e:  # raised again in the caller
+            errors.append(e)
+        finally:
+            done.set()
+
+    t0 = time.perf_counter()
+    # On a thread only so that a slow (cold) compile can be announced while it runs.
+    threading.Thread(target=work, name="vbg-warm-up", daemon=True).start()
+    if not done.wait(1.0):
+        log.info("compiling the frame's hot path for this machine (first start only)")
+        done.wait()
+        log.info("compiled in %.0f s", time.perf_counter() - t0)
+    if errors:
+        raise errors[0]
 
 
 def _use_device_path(eng: Any, wanted: bool | None, **options: Any) -> bool:

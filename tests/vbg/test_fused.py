@@ -169,3 +169,12 @@ def test_kept_background_is_never_stale(frames, tmp_path):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError):
         got[0, 0, 0] = 1  # handed out read-only: nothing else may write there
+
+
+def test_warm_up_compiles_every_pass_the_frames_use():
+    from vbg.pipeline import warm_up_hot_path
+
+    warm_up_hot_path()
+    for kernel in (fused.matte_rows, fused.composite_rows, fused.adaptive_blend,
+                   fused.hysteresis, fused.drop_specks, fused.fill_holes):  # fmt: skip
+        assert kernel.signatures, kernel
