@@ -311,11 +311,31 @@ class Scratch:
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def matte_rows(frame, a_map, b_map, lo, hi, lut, ends, taps, alpha, alpha64, table, run, rows):
-    """guided_matte over the whole frame, on up to two threads; ends: lut_ends(lut);
-    table, run, rows: Scratch."""
+def matte_classes(lo, hi, ends, taps, table, run):
+    """The class table of guided_matte (Scratch.table) on up to two threads, and the box
+    of model cells the band reads, (r0, r1, c0, c1) half-open; r0 == r1 when there is no
+    band (the matte is all sure). ends: lut_ends of the levels."""
     for t in prange(2):
         _class_table(lo, hi, ends[0], ends[1], taps[3], taps[4], run[t], table, t, 2)
+    h = lo.shape[0]
+    r0, r1, c0, c1 = h, 0, lo.shape[1], 0
+    x0, x1 = taps[3], taps[4]
+    for r in range(h):
+        for g in range(table.shape[1]):
+            if table[r, g] == 1:
+                r0 = min(r0, r)
+                r1 = max(r1, min(r + 2, h))  # the pair r, r + 1
+                c0 = min(c0, x0[g * GROUP])
+                c1 = max(c1, x1[g * GROUP + GROUP - 1] + 1)
+    if r1 <= r0:
+        return 0, 0, 0, 0
+    return r0, r1, c0, c1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def matte_rows(frame, a_map, b_map, lo, hi, lut, taps, alpha, alpha64, table, rows):
+    """guided_matte over the whole frame, on up to two threads, with the class table of
+    matte_classes; table, rows: Scratch."""
     for t in prange(2):
         guided_matte(frame, a_map, b_map, taps, table, alpha, alpha64, lo, hi, lut, rows[t], t, 2)
 

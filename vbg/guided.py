@@ -56,16 +56,30 @@ class GuidedUpsampler:
             buf = self._bufs[name] = np.empty(shape, dtype=dtype)
         return buf
 
+    def _work(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        # A float32 work map of `shape`: a view into a buffer that only ever grows, so that
+        # boxes of varying size (vbg.refine's band box) allocate nothing once it is big.
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1] < shape[1]:
+            big = (max(shape[0], 0 if buf is None else buf.shape[0]),
+                   max(shape[1], 0 if buf is None else buf.shape[1]))  # fmt: skip
+            buf = self._bufs[name] = np.empty(big, np.float32)
+        return buf[: shape[0], : shape[1]]
+
     def coefficients(
-        self, prob: np.ndarray, guide_small: np.ndarray
+        self,
+        prob: np.ndarray,
+        guide_small: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(A, B) at model resolution, float32, with alpha (0..255) = A * I + B for the
-        uint8 guide I (0..255). Buffers reused by the next call."""
+        uint8 guide I (0..255). Into `out` (two float32 maps of prob's shape, views of
+        larger maps allowed) if given, else into buffers reused by the next call."""
         h, w = prob.shape
-        r, f32 = self.radius, np.float32
+        r = self.radius
 
         def buf(name: str) -> np.ndarray:
-            return self._buffer(name, (h, w), f32)
+            return self._work(name, (h, w))
 
         # The guide stays in 0..255 here; eps scales with it (255^2), so a and b are the
         # usual ones for a guide in 0..1 with a divided by 255.
@@ -88,7 +102,7 @@ class GuidedUpsampler:
         cv2.multiply(a, mean_i, dst=tmp)
         cv2.subtract(mean_p, tmp, dst=b)
         # alpha (0..255) = 255 * (mean_a * I + mean_b)
-        big_a, big_b = buf("A"), buf("B")
+        big_a, big_b = out if out is not None else (buf("A"), buf("B"))
         _box(a, r, big_a)
         cv2.multiply(big_a, 255.0, dst=big_a)
         _box(b, r, big_b)

@@ -247,18 +247,28 @@ class Refiner:
         else:  # no preprocessed image: shrink the frame here (colour first, as it is small)
             small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA)
             guide_small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray_small)
-        a_map, b_map = self._guided.coefficients(prob, guide_small)
         lo, hi = self._bounds.small_bounds(prob)
         if self._taps is None or not self._taps.fits((h, w), (H, W)):
             self._taps = fused.Taps((h, w), (H, W))
             self._scratch = fused.Scratch((h, w), W)
-        sc = self._scratch
+            self._a_map = np.zeros((h, w), np.float32)
+            self._b_map = np.zeros((h, w), np.float32)
+        sc, taps = self._scratch, self._taps.all
+        r0, r1, c0, c1 = fused.matte_classes(lo, hi, self._bounds.lut_ends, taps, sc.table, sc.run)
+        if r1 > r0:
+            # The guided filter's coefficients over the band's box only, grown by twice
+            # its radius: inside that margin the two box filters see exactly the cells
+            # they would over the whole map (where the box meets the map's edge, the
+            # reflection is the map's own).
+            m = 2 * self._guided.radius
+            box = np.s_[max(r0 - m, 0) : min(r1 + m, h), max(c0 - m, 0) : min(c1 + m, w)]
+            self._guided.coefficients(
+                prob[box], guide_small[box], out=(self._a_map[box], self._b_map[box])
+            )
         alpha = self._gray  # the grey frame is not needed on this path: its buffer is free
-        lut = self._bounds.lut
         fused.matte_rows(
-            frame_bgr, a_map, b_map, lo, hi, lut, self._bounds.lut_ends, self._taps.all,
-            alpha, alpha.view(np.uint64),
-            sc.table, sc.run, sc.rows,
+            frame_bgr, self._a_map, self._b_map, lo, hi, self._bounds.lut, taps,
+            alpha, alpha.view(np.uint64), sc.table, sc.rows,
         )  # fmt: skip
         return alpha
 
