@@ -56,6 +56,12 @@ class GuidedUpsampler:
             buf = self._bufs[name] = np.empty(shape, dtype=dtype)
         return buf
 
+    def reserve(self, shape: tuple[int, int]) -> None:
+        """Make the work maps for `shape` now, so that coefficients() over any box inside
+        it allocates nothing (vbg.refine computes them over a box that varies per frame)."""
+        for name in ("i", "mean_i", "mean_p", "cov", "var", "tmp", "A", "B"):
+            self._work(name, shape)
+
     def _work(self, name: str, shape: tuple[int, int]) -> np.ndarray:
         # A float32 work map of `shape`: a view into a buffer that only ever grows, so that
         # boxes of varying size (vbg.refine's band box) allocate nothing once it is big.

@@ -253,6 +253,7 @@ class Refiner:
             self._scratch = fused.Scratch((h, w), W)
             self._a_map = np.zeros((h, w), np.float32)
             self._b_map = np.zeros((h, w), np.float32)
+            self._guided.reserve((h, w))
         sc, taps = self._scratch, self._taps.all
         r0, r1, c0, c1 = fused.matte_classes(lo, hi, self._bounds.lut_ends, taps, sc.table, sc.run)
         if r1 > r0:

@@ -43,19 +43,22 @@ def test_hot_path_allocates_nothing_per_frame():
     refiner = Refiner()
     comp = Compositor(BackgroundSpec(kind="blur", blur_ksize=31), (H, W))
     prob = _prob(frames[0])
+    # The person moves and grows after the first frame: the band's box (vbg.refine) gets
+    # bigger, which must not allocate either.
+    later = [np.roll(prob, 40, axis=1), cv2.dilate(prob, np.ones((15, 15), np.uint8))]
 
-    def frame(f: np.ndarray) -> None:
+    def frame(f: np.ndarray, p: np.ndarray) -> None:
         seg.prepare(f)
-        alpha = refiner(prob, f, seg.small)
+        alpha = refiner(p, f, seg.small)
         comp(f, alpha)
 
-    frame(frames[0])  # the first frame of a size makes the buffers
+    frame(frames[0], prob)  # the first frame of a size makes the buffers
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        for f in frames[1:]:
-            frame(f)
+        for f, p in zip(frames[1:], later, strict=True):
+            frame(f, p)
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
