@@ -47,8 +47,9 @@ def linear_taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def fits(*images: np.ndarray) -> bool:
-    """Whether the compiled passes take these frame-size arrays as they are: uint8, C order,
-    8-byte aligned, width a multiple of GROUP (the uint64 views). Else: the OpenCV passes."""
+    """Whether the compiled composite takes these frame-size arrays as they are: uint8,
+    C order, 8-byte aligned, width a multiple of GROUP (its uint64 views). Else: the OpenCV
+    passes. (The matte pass only needs a C-order uint8 frame: `frame_fits`.)"""
     return all(
         a.dtype == np.uint8
         and a.flags.c_contiguous
@@ -56,6 +57,16 @@ def fits(*images: np.ndarray) -> bool:
         and a.shape[1] % GROUP == 0
         for a in images
     )
+
+
+def frame_fits(frame: np.ndarray) -> bool:
+    """Whether the compiled matte pass reads this frame as it is (any width)."""
+    return frame.dtype == np.uint8 and frame.flags.c_contiguous
+
+
+def padded_width(w: int) -> int:
+    """w rounded up to whole groups: the row length of the matte pass's buffers."""
+    return -(-w // GROUP) * GROUP
 
 
 def rows64(a: np.ndarray) -> np.ndarray:
@@ -69,7 +80,11 @@ class Taps:
     def __init__(self, small_hw: tuple[int, int], frame_hw: tuple[int, int]) -> None:
         self.small_hw, self.frame_hw = small_hw, frame_hw
         self.y0, self.y1, self.wy = linear_taps(small_hw[0], frame_hw[0])
-        self.x0, self.x1, self.wx = linear_taps(small_hw[1], frame_hw[1])
+        # Padded to whole groups of pixels with the last column's taps (the padding is
+        # written as part of a sure group or skipped, never read from the frame).
+        x0, x1, wx = linear_taps(small_hw[1], frame_hw[1])
+        pad = -len(x0) % GROUP
+        self.x0, self.x1, self.wx = (np.pad(a, (0, pad), mode="edge") for a in (x0, x1, wx))
 
     def fits(self, small_hw: tuple[int, int], frame_hw: tuple[int, int]) -> bool:
         return self.small_hw == tuple(small_hw) and self.frame_hw == tuple(frame_hw)
@@ -150,11 +165,12 @@ def guided_matte(
     a_map, b_map: float32 (h, w) with alpha 0..255 = A * I + B (GuidedUpsampler
     .coefficients); lo, hi: uint8 (h, w) bounds (MatteBounds.small_bounds); lut: the levels;
     taps: Taps.all from (h, w) to (H, W). Rows y_first, y_first + y_step, ... only (two
-    threads take one parity each: see RowSplit). alpha64: the same buffer as alpha viewed as uint64 (H, W / 8): sure groups are written
-    a word at a time. W must be a multiple of 8.
+    threads take one parity each). alpha64: the same buffer as alpha viewed as uint64
+    (H, ceil(W / 8)): sure groups are written a word at a time; any frame width (alpha's
+    rows padded to whole groups, the taps' x arrays padded to match: Taps).
     """
-    H, W = alpha.shape
-    n_groups = W // GROUP
+    H, W = frame.shape[:2]  # alpha may be wider: its rows padded to whole groups
+    n_groups = alpha64.shape[1]
     y0, y1, wy, x0, x1, wx = taps
     # The four maps interpolated between the row pair, per source column: the vertical
     # half of the bilinear taps, done once per output row for the columns a band reads.
@@ -181,7 +197,7 @@ def guided_matte(
                 vlo[col] = l0 + (l1 - l0) * fy
                 vhi[col] = h0 + (h1 - h0) * fy
                 done = col
-            for x in range(g * GROUP, g * GROUP + GROUP):
+            for x in range(g * GROUP, min(g * GROUP + GROUP, W)):
                 c0, c1, fx = x0[x], x1[x], wx[x]
                 # OpenCV's fixed-point BGR -> grey (coefficients of 0.114, 0.587, 0.299).
                 i = (
@@ -302,7 +318,7 @@ class Scratch:
     def __init__(self, small_hw: tuple[int, int], frame_w: int) -> None:
         h, w = small_hw
         self.small_hw, self.frame_w = (h, w), frame_w
-        self.table = np.empty((h, frame_w // GROUP), np.uint8)  # classes or reach
+        self.table = np.empty((h, -(-frame_w // GROUP)), np.uint8)  # classes or reach
         self.run = np.empty((2, 2, w + 1), np.int32)  # per thread, two prefix sums
         self.rows = np.empty((2, 4, w), np.float32)  # per thread, per interpolated map
 

@@ -145,6 +145,7 @@ class Refiner:
         # compiled=False keeps the OpenCV passes (the reference the tests compare it with).
         self.compiled = compiled and self._guided is not None and self._bounds is not None
         self._taps: fused.Taps | None = None
+        self._matte: np.ndarray | None = None  # the compiled path's, rows padded (fused)
         # Reused buffers, made by _buffers() for the sizes in use; which ones exist depends
         # on the edge mode (guided needs the grey guide, bilinear the uint8 upsampling).
         self._small: np.ndarray | None = None  # bilinear: uint8 at model resolution
@@ -220,7 +221,7 @@ class Refiner:
 
         H, W = frame_bgr.shape[:2]
         self._buffers(prob.shape, (H, W))
-        if self.compiled and fused.fits(frame_bgr):
+        if self.compiled and fused.frame_fits(frame_bgr):
             up = self._fused_matte(prob, frame_bgr, small_bgr)
         else:
             up = self._upsample(prob, frame_bgr, small_bgr)
@@ -266,12 +267,15 @@ class Refiner:
             self._guided.coefficients(
                 prob[box], guide_small[box], out=(self._a_map[box], self._b_map[box])
             )
-        alpha = self._gray  # the grey frame is not needed on this path: its buffer is free
+        if self._matte is None or self._matte.shape != (H, fused.padded_width(W)):
+            # Rows of whole groups of pixels: sure groups are written as uint64 words.
+            self._matte = np.empty((H, fused.padded_width(W)), np.uint8)
+        alpha = self._matte
         fused.matte_rows(
             frame_bgr, self._a_map, self._b_map, lo, hi, self._bounds.lut, taps,
             alpha, alpha.view(np.uint64), sc.table, sc.rows,
         )  # fmt: skip
-        return alpha
+        return alpha if alpha.shape[1] == W else alpha[:, :W]
 
     def _upsample(
         self, prob: np.ndarray, frame_bgr: np.ndarray, small_bgr: np.ndarray | None
