@@ -154,7 +154,7 @@ class Compositor:
         if image and self.harmonize is not None:
             frame_bgr = self.harmonize(frame_bgr, alpha_u8)
         wrap = self.light_wrap if image else None
-        if self.compiled and fused.fits(frame_bgr, self._bg, alpha_u8, self._out):
+        if self.compiled and fused.frame_fits(frame_bgr):
             return self._compiled_blend(frame_bgr, alpha_u8, wrap)
         self._held = None  # the OpenCV passes rewrite the whole buffer
         out = self.blend(frame_bgr, self._bg, alpha_u8)
@@ -180,14 +180,21 @@ class Compositor:
         # did not cover it: those groups are not rewritten (the output is handed out
         # read-only, so nothing else writes there). Blur and video change every frame.
         still = self.spec.kind in ("image", "color")
-        if self._held is None or self._held.shape != (h, w // fused.GROUP):
-            self._held = np.zeros((h, w // fused.GROUP), np.uint8)
+        groups = -(-w // fused.GROUP)
+        if self._held is None or self._held.shape != (h, groups):
+            self._held = np.zeros((h, groups), np.uint8)
         held = self._held if still else self._held[:0]
-        sc, rows = self._scratch, fused.rows64
-        fused.composite_rows(
-            frame_bgr, bg, alpha_u8, out, rows(frame_bgr), rows(bg), rows(alpha_u8), rows(out),
-            light, small, strength, t_wrap, self._taps.all, held, sc.table, sc.run, sc.rows,
-        )  # fmt: skip
+        sc = self._scratch
+        wrap_args = (light, small, strength, t_wrap, self._taps.all, held)
+        if fused.fits(frame_bgr, bg, alpha_u8, out):  # a word (8 pixels of alpha) at a time
+            words = [fused.rows64(a) for a in (frame_bgr, bg, alpha_u8, out)]
+            fused.composite_rows(
+                frame_bgr, bg, alpha_u8, out, *words, *wrap_args, sc.table, sc.run, sc.rows
+            )
+        else:  # other widths, or a matte that is a view: byte by byte
+            fused.composite_rows_bytes(
+                frame_bgr, bg, alpha_u8, out, *wrap_args, sc.table, sc.run, sc.rows
+            )
         return self._out_view
 
     def blend(self, frame_bgr: np.ndarray, bg: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:

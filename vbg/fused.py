@@ -47,9 +47,9 @@ def linear_taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def fits(*images: np.ndarray) -> bool:
-    """Whether the compiled composite takes these frame-size arrays as they are: uint8,
-    C order, 8-byte aligned, width a multiple of GROUP (its uint64 views). Else: the OpenCV
-    passes. (The matte pass only needs a C-order uint8 frame: `frame_fits`.)"""
+    """Whether the compiled composite can test and copy these frame-size arrays a uint64
+    word at a time: uint8, C order, 8-byte aligned, width a multiple of GROUP. Else it goes
+    byte by byte (`frame_fits` is all it needs)."""
     return all(
         a.dtype == np.uint8
         and a.flags.c_contiguous
@@ -60,8 +60,11 @@ def fits(*images: np.ndarray) -> bool:
 
 
 def frame_fits(frame: np.ndarray) -> bool:
-    """Whether the compiled matte pass reads this frame as it is (any width)."""
+    """Whether the compiled passes read this frame as it is (any width): uint8, C order."""
     return frame.dtype == np.uint8 and frame.flags.c_contiguous
+
+
+NO_WORDS = np.zeros((0, 0), np.uint64)  # composite(): no word views, byte by byte
 
 
 def padded_width(w: int) -> int:
@@ -222,10 +225,10 @@ def _div255(x):
     return (x + (x >> 8)) >> 8
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def composite(
     frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, reach, taps, vrow, held,
-    y_first, y_step,
+    words, y_first, y_step,
 ):  # fmt: skip
     """out = frame * a + bg * (1 - a), a = alpha / 255, rounded once; then, with t_wrap > 0,
     the light wrap: out * (1 - w) + light * w with w = strength * a * up(wrap) / 255, wrap
@@ -234,13 +237,15 @@ def composite(
     composite_rows); taps (y0, y1, wy, x0, x1, wx) map `wrap` to the frame. An empty reach
     (0 rows): no light wrap (light, wrap and taps are not read). Rows y_first, y_first + y_step, ... only.
     f64, b64, a64, o64: frame, bg, alpha and out viewed as uint64 rows (W a multiple of 8):
-    sure groups are copied three words at a time.
+    with words (a constant: the function is inlined into composite_rows and
+    composite_rows_bytes, so each compiles only its branch) sure groups are tested and
+    copied a word at a time; without, byte by byte (the views are not read).
     held (H, W / 8) uint8: 1 where `out` already holds this background from an earlier
     frame (a still background: the caller clears it whenever the background or the buffer
     may have changed); those groups are not written again, the others update it. An empty
     held (0 rows): write everything."""
-    H, W = alpha.shape
-    n_groups = W // GROUP
+    H, W = frame.shape[:2]
+    n_groups = (W + GROUP - 1) // GROUP
     y0, y1, wy, x0, x1, wx = taps
     ones = np.uint64(0xFFFFFFFFFFFFFFFF)
     k = np.float32(strength / 255.0)
@@ -254,31 +259,51 @@ def composite(
             r0, r1, fy = y0[y], y1[y], wy[y]
         done = -1  # wrap columns interpolated for this row so far
         for g in range(n_groups):
-            word = a64[y, g]
+            xs = g * GROUP
+            # With words the width is whole groups: a constant trip count, loops unrolled.
+            xe = xs + GROUP if words else min(xs + GROUP, W)
+            if words:
+                word = a64[y, g]
+                none, full = word == 0, word == ones
+            else:
+                lo_a, hi_a = 255, 0
+                for x in range(xs, xe):
+                    lo_a, hi_a = min(lo_a, alpha[y, x]), max(hi_a, alpha[y, x])
+                none, full = hi_a == 0, lo_a == 255
             j = 3 * g
-            if word == 0:
+            if none:
                 if track:
                     if held[y, g]:
                         continue  # the background is already there, from an earlier frame
                     held[y, g] = 1
-                o64[y, j] = b64[y, j]
-                o64[y, j + 1] = b64[y, j + 1]
-                o64[y, j + 2] = b64[y, j + 2]
+                if words:
+                    o64[y, j] = b64[y, j]
+                    o64[y, j + 1] = b64[y, j + 1]
+                    o64[y, j + 2] = b64[y, j + 2]
+                else:
+                    for x in range(xs, xe):
+                        for ch in range(3):
+                            out[y, x, ch] = bg[y, x, ch]
                 continue
             if track:
                 held[y, g] = 0
             wrapped = use_wrap and reach[r0, g]
-            if word == ones and not wrapped:
-                o64[y, j] = f64[y, j]
-                o64[y, j + 1] = f64[y, j + 1]
-                o64[y, j + 2] = f64[y, j + 2]
+            if full and not wrapped:
+                if words:
+                    o64[y, j] = f64[y, j]
+                    o64[y, j + 1] = f64[y, j + 1]
+                    o64[y, j + 2] = f64[y, j + 2]
+                else:
+                    for x in range(xs, xe):
+                        for ch in range(3):
+                            out[y, x, ch] = frame[y, x, ch]
                 continue
             if wrapped:
                 for col in range(max(done + 1, x0[g * GROUP]), x1[g * GROUP + GROUP - 1] + 1):
                     w0, w1 = np.float32(wrap[r0, col]), np.float32(wrap[r1, col])
                     vw[col] = w0 + (w1 - w0) * fy
                     done = col
-            for x in range(g * GROUP, g * GROUP + GROUP):
+            for x in range(xs, xe):
                 a = np.int32(alpha[y, x])
                 if a == 0:
                     out[y, x, 0] = bg[y, x, 0]
@@ -361,17 +386,34 @@ def composite_rows(
     frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, t_wrap, taps, held,
     table, run, rows,
 ):  # fmt: skip
-    """composite over the whole frame, on up to two threads. t_wrap: the least wrap value
-    that gives a light wrap weight of 1 or more at alpha 255 (LightWrap.min_reach); 0 = no
-    light wrap. held: see composite. table, run, rows: Scratch for the wrap map's size."""
+    """composite over the whole frame, on up to two threads, a uint64 word (8 pixels) at a
+    time where sure (fits(): widths of whole groups). t_wrap: the least wrap value that
+    gives a light wrap weight of 1 or more at alpha 255 (LightWrap.min_reach); 0 = no light
+    wrap. held: see composite. table, run, rows: Scratch for the wrap map's size."""
     reach = table.view(np.bool_)[: (wrap.shape[0] if t_wrap > 0 else 0)]
-    if t_wrap > 0:
+    if t_wrap > 0:  # where the light wrap can act
         for t in prange(2):
             _reach_table(wrap, t_wrap - 1, taps[3], taps[4], run[t, 0], reach, t, 2)
     for t in prange(2):
         composite(
             frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, reach, taps,
-            rows[t, 0], held, t, 2,
+            rows[t, 0], held, True, t, 2,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def composite_rows_bytes(
+    frame, bg, alpha, out, light, wrap, strength, t_wrap, taps, held, table, run, rows
+):
+    """composite_rows for any width and matte layout: sure groups copied byte by byte."""
+    reach = table.view(np.bool_)[: (wrap.shape[0] if t_wrap > 0 else 0)]
+    if t_wrap > 0:  # where the light wrap can act
+        for t in prange(2):
+            _reach_table(wrap, t_wrap - 1, taps[3], taps[4], run[t, 0], reach, t, 2)
+    for t in prange(2):
+        composite(
+            frame, bg, alpha, out, NO_WORDS, NO_WORDS, NO_WORDS, NO_WORDS, light, wrap,
+            strength, reach, taps, rows[t, 0], held, False, t, 2,
         )  # fmt: skip
 
 

@@ -248,7 +248,7 @@ def build_processor(
 
 def warm_up_hot_path() -> None:
     """Compile the hot path's numba passes (vbg.fused) now, on a tiny frame, rather than on
-    the first real one: a cold compile takes about 10 s on 2 cores (once per machine: the
+    the first real one: a cold compile takes about 15 s on 2 cores (once per machine: the
     result is cached on disk), which a live call would show as a frozen first frame."""
     import threading
 
@@ -258,14 +258,16 @@ def warm_up_hot_path() -> None:
     from vbg.temporal import TemporalSmoother
 
     def run() -> None:
-        frame = np.zeros((32, 64, 3), np.uint8)
-        frame[8:24, 16:48] = 200
-        prob = np.zeros((8, 16), np.float32)
-        prob[2:6, 4:12] = 1.0
-        smoother, refiner = TemporalSmoother(), Refiner()
-        comp = Compositor(BackgroundSpec(kind="color", color_bgr=(0, 177, 64)), (32, 64))
-        for _ in range(2):  # the second frame runs the temporal blend and hysteresis
-            comp(frame, refiner(smoother(prob), frame))
+        # Widths of whole groups of 8 pixels (word copies) and not (854-wide video).
+        for w in (64, 60):
+            frame = np.zeros((32, w, 3), np.uint8)
+            frame[8:24, 16:48] = 200
+            prob = np.zeros((8, 16), np.float32)
+            prob[2:6, 4:12] = 1.0
+            smoother, refiner = TemporalSmoother(), Refiner()
+            comp = Compositor(BackgroundSpec(kind="color", color_bgr=(0, 177, 64)), (32, w))
+            for _ in range(2):  # the second frame runs the temporal blend and hysteresis
+                comp(frame, refiner(smoother(prob), frame))
 
     done = threading.Event()
     errors: list[BaseException] = []
