@@ -226,6 +226,19 @@ def _div255(x):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _copy_group(src, src64, out, o64, y, j, xs, xe, words):
+    # One group of pixels from src to out: three uint64 words (from word j) or bytes.
+    if words:
+        o64[y, j] = src64[y, j]
+        o64[y, j + 1] = src64[y, j + 1]
+        o64[y, j + 2] = src64[y, j + 2]
+    else:
+        for x in range(xs, xe):
+            for ch in range(3):
+                out[y, x, ch] = src[y, x, ch]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def composite(
     frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, reach, taps, vrow, held,
     words, y_first, y_step,
@@ -276,27 +289,13 @@ def composite(
                     if held[y, g]:
                         continue  # the background is already there, from an earlier frame
                     held[y, g] = 1
-                if words:
-                    o64[y, j] = b64[y, j]
-                    o64[y, j + 1] = b64[y, j + 1]
-                    o64[y, j + 2] = b64[y, j + 2]
-                else:
-                    for x in range(xs, xe):
-                        for ch in range(3):
-                            out[y, x, ch] = bg[y, x, ch]
+                _copy_group(bg, b64, out, o64, y, j, xs, xe, words)
                 continue
             if track:
                 held[y, g] = 0
             wrapped = use_wrap and reach[r0, g]
             if full and not wrapped:
-                if words:
-                    o64[y, j] = f64[y, j]
-                    o64[y, j + 1] = f64[y, j + 1]
-                    o64[y, j + 2] = f64[y, j + 2]
-                else:
-                    for x in range(xs, xe):
-                        for ch in range(3):
-                            out[y, x, ch] = frame[y, x, ch]
+                _copy_group(frame, f64, out, o64, y, j, xs, xe, words)
                 continue
             if wrapped:
                 for col in range(max(done + 1, x0[g * GROUP]), x1[g * GROUP + GROUP - 1] + 1):
@@ -382,6 +381,17 @@ def matte_rows(frame, a_map, b_map, lo, hi, lut, taps, alpha, alpha64, table, ro
 
 
 @njit(cache=True, nogil=True, parallel=True)
+def _reach_rows(wrap, t_wrap, taps, table, run):
+    # Where the light wrap can act (composite's reach) on up to two threads; no rows (an
+    # empty table) without a light wrap.
+    reach = table.view(np.bool_)[: (wrap.shape[0] if t_wrap > 0 else 0)]
+    if t_wrap > 0:
+        for t in prange(2):
+            _reach_table(wrap, t_wrap - 1, taps[3], taps[4], run[t, 0], reach, t, 2)
+    return reach
+
+
+@njit(cache=True, nogil=True, parallel=True)
 def composite_rows(
     frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, t_wrap, taps, held,
     table, run, rows,
@@ -390,10 +400,7 @@ def composite_rows(
     time where sure (fits(): widths of whole groups). t_wrap: the least wrap value that
     gives a light wrap weight of 1 or more at alpha 255 (LightWrap.min_reach); 0 = no light
     wrap. held: see composite. table, run, rows: Scratch for the wrap map's size."""
-    reach = table.view(np.bool_)[: (wrap.shape[0] if t_wrap > 0 else 0)]
-    if t_wrap > 0:  # where the light wrap can act
-        for t in prange(2):
-            _reach_table(wrap, t_wrap - 1, taps[3], taps[4], run[t, 0], reach, t, 2)
+    reach = _reach_rows(wrap, t_wrap, taps, table, run)
     for t in prange(2):
         composite(
             frame, bg, alpha, out, f64, b64, a64, o64, light, wrap, strength, reach, taps,
@@ -406,10 +413,7 @@ def composite_rows_bytes(
     frame, bg, alpha, out, light, wrap, strength, t_wrap, taps, held, table, run, rows
 ):
     """composite_rows for any width and matte layout: sure groups copied byte by byte."""
-    reach = table.view(np.bool_)[: (wrap.shape[0] if t_wrap > 0 else 0)]
-    if t_wrap > 0:  # where the light wrap can act
-        for t in prange(2):
-            _reach_table(wrap, t_wrap - 1, taps[3], taps[4], run[t, 0], reach, t, 2)
+    reach = _reach_rows(wrap, t_wrap, taps, table, run)
     for t in prange(2):
         composite(
             frame, bg, alpha, out, NO_WORDS, NO_WORDS, NO_WORDS, NO_WORDS, light, wrap,
@@ -459,22 +463,29 @@ def hysteresis(out, side, strength, has_side):
 
 
 @njit(cache=True, nogil=True)
-def drop_specks(prob, labels, n, core_threshold, limit, counts):
-    """Sets prob to 0 over every region (labels 1..n-1) whose sure part (prob >= core_
-    threshold) has fewer than `limit` pixels. counts: int64 scratch of n or more."""
+def _count_per_label(prob, labels, threshold, counts):
+    """counts[lab] = pixels of region lab with prob >= threshold (counts zeroed first)."""
     h, w = prob.shape
-    core = counts[:n]
-    core[:] = 0
+    counts[:] = 0
     for y in range(h):
         # Counted per run of one label: one add per run, not a dependent add per pixel.
         lab, run = labels[y, 0], 0
         for x in range(w):
             if labels[y, x] != lab:
-                core[lab] += run
+                counts[lab] += run
                 lab, run = labels[y, x], 0
-            if prob[y, x] >= core_threshold:
+            if prob[y, x] >= threshold:
                 run += 1
-        core[lab] += run
+        counts[lab] += run
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def drop_specks(prob, labels, n, core_threshold, limit, counts):
+    """Sets prob to 0 over every region (labels 1..n-1) whose sure part (prob >= core_
+    threshold) has fewer than `limit` pixels. counts: int64 scratch of n or more."""
+    h, w = prob.shape
+    core = _count_per_label(prob, labels, core_threshold, counts[:n])
     dropped = False
     for lab in range(n):
         core[lab] = 1 if lab > 0 and core[lab] < limit else 0  # now: 1 = drop
@@ -493,16 +504,7 @@ def fill_holes(prob, labels, n, limit, counts):
     pixels that touches no border of the map, grown by one pixel (3x3) so that no half
     alpha rim is left inside the person. counts: int64 scratch of n or more."""
     h, w = prob.shape
-    area = counts[:n]
-    area[:] = 0
-    for y in range(h):
-        lab, run = labels[y, 0], 0
-        for x in range(w):
-            if labels[y, x] != lab:
-                area[lab] += run
-                lab, run = labels[y, x], 0
-            run += 1
-        area[lab] += run
+    area = _count_per_label(prob, labels, -1.0, counts[:n])  # every pixel: the areas
     # From here on area[lab] is the decision: 1 = fill, 0 = keep.
     for lab in range(n):
         area[lab] = 1 if lab > 0 and area[lab] < limit else 0
