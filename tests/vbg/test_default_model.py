@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -50,3 +51,29 @@ def test_default_model_segments_real_people_from_the_test_split(persons_dir):
             assert iou >= 0.9, f"{im['file_name']}: IoU {iou:.3f}"
     finally:
         proc.close()
+
+
+def test_cpu_engines_run_the_int8_copy_and_the_others_the_float_model():
+    from vbg.assets import int8_card_path, sample_clip_path
+    from vbg.pipeline import _card_path, build_processor
+    from vbg.sources import open_input
+
+    assert int8_card_path().is_file(), "the INT8 copy ships with the default model"
+    assert _card_path(None, "onnxruntime") == int8_card_path()
+    assert _card_path(None, "torch") == default_card_path()
+    assert _card_path(None, "onnxruntime", "cuda") == default_card_path()
+    assert _card_path("x.json", "onnxruntime") == Path("x.json")  # --model wins
+    src = open_input(sample_clip_path())
+    frame = next(iter(src)).image
+    src.close()
+    int8 = build_processor(engine="onnxruntime", background=None)
+    full = build_processor(default_card_path(), engine="onnxruntime", background=None)
+    try:
+        assert int8.segmenter.card.name == "default-int8"
+        assert full.segmenter.card.name == "default"
+        # The same person as the float model on the bundled clip's first frame.
+        a, b = int8.mask(frame) >= 128, full.mask(frame) >= 128
+        assert (a & b).sum() / (a | b).sum() > 0.97
+    finally:
+        int8.close()
+        full.close()

@@ -181,6 +181,20 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _auto_candidates(device: str | None) -> list[str]:
+    # Available engines that can run on `device`, fastest first: "auto" takes the first.
+    return [n for n in available_engines() if device is None or device in _REGISTRY[n].devices]
+
+
+def resolve_engine(name: str, device: str | None = None) -> str:
+    """The engine `create_engine(name, ...)` will build when it is available ("auto": the
+    fastest available one that runs on `device`); the name as given otherwise."""
+    if name != "auto":
+        return name
+    candidates = _auto_candidates(device)
+    return candidates[0] if candidates else name
+
+
 def create_engine(
     name: str,
     card: ModelCard,
@@ -198,9 +212,7 @@ def create_engine(
     if threads is not None and threads < 1:
         raise VbgError(f"threads must be at least 1, not {threads}")
     if name == "auto":
-        candidates = [
-            n for n in available_engines() if device is None or device in _REGISTRY[n].devices
-        ]
+        candidates = _auto_candidates(device)
         if not candidates:
             where = f" on {device}" if device else ""
             raise VbgError(
