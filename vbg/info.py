@@ -14,6 +14,7 @@ PACKAGES = (
     "opencv-python-headless",
     "opencv-python",
     "av",
+    "numba",
     "onnxruntime",
     "onnxruntime-gpu",
     "openvino",
