@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vbg import fused
+
 SHRINK = 4
 
 
@@ -47,6 +49,8 @@ class LightWrap:
         self._small_wh = (max(1, w // SHRINK), max(1, h // SHRINK))
         r = max(1, round(self.radius_frac * min(h, w) / SHRINK))
         self._k = (2 * r + 1, 2 * r + 1)
+        sw, sh = self._small_wh
+        self._taps = (*fused.linear_taps(h, sh), *fused.linear_taps(w, sw))
         self._small = np.empty(self._small_wh[::-1], np.uint8)
         self._small_alpha = np.empty(self._small_wh[::-1], np.uint8)
         self._w_u8 = np.empty((h, w), np.uint8)
@@ -66,10 +70,10 @@ class LightWrap:
         if self._hw != (h, w):
             self._allocate(h, w)
         # Bilinear, not area: at this exact 4x step it averages each block's central 2x2
-        # (a quarter of the reads of INTER_AREA, ~0.06 against ~0.3 ms at 720p), and the
-        # Gaussian that follows smooths away the difference.
-        cv2.resize(alpha_u8, self._small_wh, dst=self._small_alpha, interpolation=cv2.INTER_LINEAR)
-        cv2.subtract(255, self._small_alpha, dst=self._small)
+        # (a quarter of the reads of INTER_AREA), and the Gaussian that follows smooths away
+        # the difference. Compiled (vbg.fused): it reads only those pixels, ~0.05 against
+        # cv2.resize's ~0.2 ms on a cold 720p matte, and writes 255 - alpha alongside.
+        fused.shrink_linear(alpha_u8, *self._taps, self._small_alpha, self._small)
         cv2.GaussianBlur(self._small, self._k, 0, dst=self._small)
 
     def wrap_map(self, alpha_u8: np.ndarray) -> np.ndarray:
