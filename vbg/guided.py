@@ -49,6 +49,7 @@ class GuidedUpsampler:
         self.radius = radius
         self.eps = eps
         self._bufs: dict[str, np.ndarray] = {}
+        self._capacity = (0, 0)  # work maps are made at least this big (reserve)
 
     def _buffer(self, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
         buf = self._bufs.get(name)
@@ -57,19 +58,18 @@ class GuidedUpsampler:
         return buf
 
     def reserve(self, shape: tuple[int, int]) -> None:
-        """Make the work maps for `shape` now, so that coefficients() over any box inside
-        it allocates nothing (vbg.refine computes them over a box that varies per frame)."""
-        for name in ("i", "mean_i", "mean_p", "cov", "var", "tmp", "A", "B"):
-            self._work(name, shape)
+        """Size every work map for `shape` from now on, so that coefficients() over any box
+        inside it allocates nothing (vbg.refine computes them over a box that varies per
+        frame); maps already made smaller are remade on their next use."""
+        self._capacity = (max(shape[0], self._capacity[0]), max(shape[1], self._capacity[1]))
 
     def _work(self, name: str, shape: tuple[int, int]) -> np.ndarray:
-        # A float32 work map of `shape`: a view into a buffer that only ever grows, so that
-        # boxes of varying size (vbg.refine's band box) allocate nothing once it is big.
+        # A float32 work map of `shape`: a view into a buffer at least as big as `shape` and
+        # the reserved size, so that boxes of varying size allocate nothing.
+        self.reserve(shape)
         buf = self._bufs.get(name)
-        if buf is None or buf.shape[0] < shape[0] or buf.shape[1] < shape[1]:
-            big = (max(shape[0], 0 if buf is None else buf.shape[0]),
-                   max(shape[1], 0 if buf is None else buf.shape[1]))  # fmt: skip
-            buf = self._bufs[name] = np.empty(big, np.float32)
+        if buf is None or buf.shape[0] < self._capacity[0] or buf.shape[1] < self._capacity[1]:
+            buf = self._bufs[name] = np.empty(self._capacity, np.float32)
         return buf[: shape[0], : shape[1]]
 
     def coefficients(

@@ -41,6 +41,11 @@ class LightWrap:
             raise ValueError(f"light wrap radius must be in (0, 0.5), not {radius_frac}")
         self.strength = strength
         self.radius_frac = radius_frac
+        # min_reach: in the float32 arithmetic of vbg.fused.composite's weight.
+        k, t = np.float32(strength / 255.0), 1
+        while int(np.float32(t * 255) * k + np.float32(0.5)) < 1:
+            t += 1
+        self._min_reach = t
         self._hw: tuple[int, int] | None = None
         self._bg_blur: np.ndarray | None = None
 
@@ -92,11 +97,7 @@ class LightWrap:
     @property
     def min_reach(self) -> int:
         """The least upsampled wrap value that can give a weight of 1 (at alpha 255)."""
-        k = np.float32(self.strength / 255.0)
-        t = 1
-        while int(np.float32(t * 255) * k + np.float32(0.5)) < 1:
-            t += 1
-        return t
+        return self._min_reach
 
     def _weight_in(self, alpha_u8: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
         # w = strength * alpha/255 * blur(255 - alpha): exactly 0 where alpha is 0.

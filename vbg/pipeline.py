@@ -246,10 +246,17 @@ def build_processor(
     return proc
 
 
+_warmed_up = False  # warm_up_hot_path ran in this process
+
+
 def warm_up_hot_path() -> None:
     """Compile the hot path's numba passes (vbg.fused) now, on a tiny frame, rather than on
     the first real one: a cold compile takes about 15 s on 2 cores (once per machine: the
-    result is cached on disk), which a live call would show as a frozen first frame."""
+    result is cached on disk), which a live call would show as a frozen first frame. Once
+    per process."""
+    global _warmed_up
+    if _warmed_up:
+        return
     import threading
 
     from vbg.backgrounds import BackgroundSpec
@@ -289,6 +296,7 @@ def warm_up_hot_path() -> None:
         log.info("compiled in %.0f s", time.perf_counter() - t0)
     if errors:
         raise errors[0]
+    _warmed_up = True
 
 
 def _use_device_path(eng: Any, wanted: bool | None, **options: Any) -> bool:

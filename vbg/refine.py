@@ -240,7 +240,7 @@ class Refiner:
     ) -> np.ndarray:
         """Guided upsampling + bounds in one pass (vbg.fused): the coefficients and the
         bounds at model resolution, then only the outline's band computed at full size."""
-        assert self._guided is not None and self._bounds is not None and self._gray is not None
+        assert self._guided is not None and self._bounds is not None
         h, w = prob.shape
         H, W = frame_bgr.shape[:2]
         if small_bgr is not None and small_bgr.shape[:2] == (h, w):
