@@ -3,7 +3,7 @@
 What is measured is what a live call runs per frame, minus the camera: the frame fetch
 ("capture": the frames are decoded up front, so decoding is excluded), the FrameProcessor
 (preprocess, inference, smoothing, compositing) and the virtual-camera sink up to the device
-("output": frame checks, BGR->RGB into its buffer and pyvirtualcam's send, with a null
+("output": frame checks and pyvirtualcam's send of the BGR frame, with a null
 device standing in for v4l2loopback). The timer is the pipeline's own StageTimer.
 
 Honest numbers on a noisy machine come from the method, not from luck:

@@ -15,6 +15,7 @@ import numpy as np
 
 from vbg.card import InputSpec, ModelCard
 from vbg.engines import Engine
+from vbg.fused_input import InputPlan
 from vbg.resize import AreaShrinker
 
 
@@ -48,6 +49,11 @@ def _norm_coeffs(spec: InputSpec) -> tuple[tuple[float, ...], tuple[float, ...]]
     a = (1.0 / (spec.scale * std)).astype(np.float32)
     b = (np.asarray(spec.mean, dtype=np.float64) / std).astype(np.float32)
     return tuple(float(v) for v in a), tuple(float(v) for v in b)
+
+
+def source_channels(spec: InputSpec) -> tuple[int, int, int]:
+    """The BGR channel each model channel reads, in the card's colour order."""
+    return (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
 
 
 def resize_for_model(
@@ -87,8 +93,7 @@ def normalize_into(
     # Reading the source channel in the card's order is the same as cvtColor(BGR2RGB)
     # without the extra image; each plane is written straight into the NCHW buffer, in
     # one pass: x * a - b.
-    src_channel = (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
-    for c, s in enumerate(src_channel):
+    for c, s in enumerate(source_channels(spec)):
         cv2.addWeighted(planes[s], a[c], planes[s], 0.0, -b[c], dst=out[0, c], dtype=cv2.CV_32F)
     return out
 
@@ -122,19 +127,25 @@ class Segmenter:
     """frame -> person probability float32 (h, w) in [0, 1] at model resolution.
 
     The normalised input tensor and the model-resolution image are preallocated per frame
-    size, so `prepare` allocates nothing. `small` is the latest frame at model resolution
+    size, so `prepare` allocates nothing; where vbg.fused_input covers the shrink (a
+    contiguous frame shrunk by halvings and a bilinear step: every common camera size) the
+    two are made by its compiled passes, bit-identical to the OpenCV steps.
+    `small` is the latest frame at model resolution
     (BGR uint8 (h, w, 3)): the refiner's guided filter takes its small guide from it
     instead of shrinking the full frame again. `timer` (a StageTimer) times "preprocess"
     and "inference" separately when given.
     """
 
-    def __init__(self, card: ModelCard, engine: Engine) -> None:
+    def __init__(self, card: ModelCard, engine: Engine, *, compiled: bool = True) -> None:
         self.card = card
         self.engine = engine
         self._buf: np.ndarray | None = None
         self.small: np.ndarray | None = None
         self._planes: list[np.ndarray] = []
         self._shrinker = AreaShrinker()
+        self._plan: InputPlan | None = None
+        self._plan_hw: tuple[int, ...] | None = None
+        self.compiled = compiled
 
     def input_size(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         return model_input_size(frame_h, frame_w, self.card.input)
@@ -147,9 +158,22 @@ class Segmenter:
             self._buf = np.empty((1, 3, h, w), dtype=np.float32)
             self.small = np.empty((h, w, 3), np.uint8)
             self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+            self._plan_hw = None
+        if frame_bgr.shape[:2] != self._plan_hw:  # a plan per frame size, None if uncovered
+            self._plan_hw = frame_bgr.shape[:2]
+            self._plan = self._make_plan(self._plan_hw, (h, w))
         spec = self.card.input
+        if self._plan is not None and self._plan.fits(frame_bgr):
+            self._plan(frame_bgr, self.small, self._buf)
+            return self._buf
         resize_for_model(frame_bgr, spec, dst=self.small, shrinker=self._shrinker)
         return normalize_into(self.small, spec, self._buf, self._planes)
+
+    def _make_plan(self, frame_hw: tuple[int, int], model_hw: tuple[int, int]) -> InputPlan | None:
+        if not self.compiled or not InputPlan.covers(frame_hw, model_hw):
+            return None
+        spec = self.card.input
+        return InputPlan(frame_hw, model_hw, spec.color_order == "RGB", *_norm_coeffs(spec))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Engine output -> probability (h, w) float32 (a new array)."""

@@ -190,9 +190,12 @@ def test_kept_background_is_never_stale(frames, tmp_path):
 
 
 def test_warm_up_compiles_every_pass_the_frames_use():
+    from vbg import fused_input
     from vbg.pipeline import warm_up_hot_path
 
     warm_up_hot_path()
     for kernel in (fused.matte_rows, fused.composite_rows, fused.adaptive_blend,
-                   fused.hysteresis, fused.drop_specks, fused.fill_holes):  # fmt: skip
+                   fused.hysteresis, fused.drop_specks, fused.fill_holes,
+                   fused_input.quarter_rows, fused_input.halve_rows,
+                   fused_input.linear_normalize):  # fmt: skip
         assert kernel.signatures, kernel

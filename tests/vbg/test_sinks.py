@@ -331,7 +331,7 @@ def recorder():
 
 
 def indexed_frame(i: int, w: int = 64, h: int = 48) -> np.ndarray:
-    """BGR frame: B=10, G=20, R=i -> an RGB consumer must see (i, 20, 10)."""
+    """BGR frame: B=10, G=20, R=i."""
     f = np.empty((h, w, 3), np.uint8)
     f[..., 0], f[..., 1], f[..., 2] = 10, 20, i
     f[0, 0] = (0, 0, 0)
@@ -339,7 +339,7 @@ def indexed_frame(i: int, w: int = 64, h: int = 48) -> np.ndarray:
     return f
 
 
-def test_vcam_frames_arrive_as_rgb_in_order(recorder) -> None:
+def test_vcam_frames_arrive_declared_bgr_in_order(recorder) -> None:
     with VirtualCameraSink(64, 48, 30, backend=REC, device="/dev/video42") as sink:
         assert sink.backend == REC and sink.device == "/dev/video42"
         for i in range(10):
@@ -347,13 +347,14 @@ def test_vcam_frames_arrive_as_rgb_in_order(recorder) -> None:
         assert sink.frames_sent == 10
     (be,) = recorder.instances
     assert (be.width, be.height, be.fps) == (64, 48, 30)
-    assert be.fourcc == encode_fourcc(pyvirtualcam.PixelFormat.RGB.value)
+    # The backend converts to the device's format; what it is told must match the bytes.
+    assert be.fourcc == encode_fourcc(pyvirtualcam.PixelFormat.BGR.value)
     assert len(be.frames) == 10
     for i, flat in enumerate(be.frames):
         assert flat.dtype == np.uint8 and flat.size == 48 * 64 * 3
-        rgb = flat.reshape(48, 64, 3)
-        assert tuple(rgb[10, 10]) == (i, 20, 10)
-        assert tuple(rgb[0, 0]) == (0, 0, 0) and tuple(rgb[0, -1]) == (255, 255, 255)
+        bgr = flat.reshape(48, 64, 3)
+        assert tuple(bgr[10, 10]) == (10, 20, i)
+        assert tuple(bgr[0, 0]) == (0, 0, 0) and tuple(bgr[0, -1]) == (255, 255, 255)
     assert be.closed == 1
 
 
