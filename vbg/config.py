@@ -55,6 +55,9 @@ class MaskOptions:
     harmonize: bool = False  # image backgrounds only (vbg.harmonize)
 
 
+QUALITIES = ("standard", "high")  # --quality (vbg.segmenter.high_quality_spec)
+
+
 @dataclass(frozen=True)
 class ProcessConfig(MaskOptions):
     """`vbg process INPUT -o OUTPUT`: offline, every frame."""
@@ -65,6 +68,8 @@ class ProcessConfig(MaskOptions):
     # Test-time horizontal flip: twice the inference cost, better edges. On by default
     # offline, where quality matters more than speed; `vbg run` never uses it.
     tta: bool = True
+    # "high": the model at two input sizes, averaged (vbg.segmenter.HIGH_QUALITY_SIDE).
+    quality: str = "standard"
     # Replace the old background's colour in the soft edge with the person's (vbg.edges).
     decontaminate: bool = True
     keep_partial: bool = False  # Ctrl-C finalizes a shorter, valid file instead of removing it

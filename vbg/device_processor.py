@@ -39,8 +39,11 @@ def device_path_blocker(
     crf_every: int,
     harmonize: bool,
     background: BackgroundSpec | None,
+    quality: str = "standard",
 ) -> str:
     """Why these options keep the frame on the host ("" when the device path can do it)."""
+    if quality != "standard":
+        return f"--quality {quality}"
     if edges != "guided":
         return f"--edges {edges}"
     if feather_px:

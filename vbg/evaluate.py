@@ -357,6 +357,7 @@ def run_eval(
     engine: str = "auto",
     threads: int | None = None,
     tta: bool = True,
+    quality: str = "standard",
     json_out: str | Path | None = None,
     progress: bool = True,
     out=None,
@@ -368,7 +369,9 @@ def run_eval(
     if not Path(images_root).is_dir():
         raise VbgError(f"images folder {images_root} does not exist")
     load_person_set(ann_file)  # fail on a bad annotation file before loading a model
-    proc = build_processor(model, engine=engine, threads=threads, background=None, tta=tta)
+    proc = build_processor(
+        model, engine=engine, threads=threads, background=None, tta=tta, quality=quality
+    )
     try:
         report = evaluate(ann_file, images_root, proc, progress=progress)
         card = proc.segmenter.card
@@ -378,6 +381,7 @@ def run_eval(
             "model_card": str(card.path) if card.path else None,
             "engine": proc.engine_name,
             "tta": tta,
+            "quality": quality,
             "ann": str(ann_file),
             "per_image": report["per_image"],
         }

@@ -16,6 +16,7 @@ glass-to-glass latency per frame (sink write done - frame capture) as the series
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import sys
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+import cv2
 import numpy as np
 
 from vbg import VbgError
@@ -73,14 +75,28 @@ class FrameProcessor:
     light_wrap: bool = True  # image backgrounds: the scene's light on the edge (vbg.lightwrap)
     harmonize: bool = False  # image backgrounds: person's tone toward the scene (vbg.harmonize)
     framing: Framing | None = None  # where image backgrounds put their landmark
+    # --quality high: the model at the card's own input size, averaged into `segmenter`'s
+    # finer one (vbg.segmenter.high_quality_spec); None = one size.
+    coarse: Segmenter | None = None
 
     @property
     def engine_name(self) -> str:
         return str(getattr(self.segmenter.engine, "name", type(self.segmenter.engine).__name__))
 
     def probability(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """Person probability at model resolution (before smoothing)."""
-        seg, t = self.segmenter, self.timer
+        """Person probability at model resolution (before smoothing): the segmenter's grid,
+        with the coarse size averaged in at that grid (--quality high)."""
+        prob = self._probability(self.segmenter, frame_bgr)
+        if self.coarse is None:
+            return prob
+        coarse = self._probability(self.coarse, frame_bgr)
+        with self.timer.stage("inference"):
+            prob += cv2.resize(coarse, prob.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            prob *= 0.5
+        return prob
+
+    def _probability(self, seg: Segmenter, frame_bgr: np.ndarray) -> np.ndarray:
+        t = self.timer
         if not self.tta:
             return seg(frame_bgr, timer=t)
         # Test-time augmentation: average with the prediction of the mirrored frame.
@@ -167,6 +183,7 @@ def build_processor(
     timer: StageTimer | None = None,
     framing: Framing | None = None,
     device_path: bool | None = None,
+    quality: str = "standard",
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
 
@@ -175,15 +192,20 @@ def build_processor(
     background fitted) now rather than on the first frame. Everything a user typed is checked before the model loads.
     device_path: keep the whole frame on the engine's device (vbg.device_processor); None =
     whenever the engine runs on a CUDA GPU and every option has a device form.
+    quality: "standard", or "high": the model at two input sizes, averaged
+    (vbg.segmenter.HIGH_QUALITY_SIDE; about 2.7x the inference, for `vbg process`).
     """
     from vbg.backgrounds import parse_background
     from vbg.card import load_card
+    from vbg.config import QUALITIES
     from vbg.edges import EdgeColors
     from vbg.engines import create_engine
     from vbg.refine import Refiner
-    from vbg.segmenter import Segmenter
+    from vbg.segmenter import Segmenter, high_quality_spec
     from vbg.temporal import TemporalConfig, TemporalSmoother
 
+    if quality not in QUALITIES:
+        raise VbgError(f"--quality must be one of {', '.join(QUALITIES)}, not {quality!r}")
     spec = parse_background(background) if isinstance(background, str) else background
     try:
         tcfg = temporal or TemporalConfig()
@@ -191,6 +213,12 @@ def build_processor(
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
     card = load_card(_card_path(model, engine, device))
+    fine = None
+    if quality == "high":
+        try:
+            fine = dataclasses.replace(card, input=high_quality_spec(card.input))
+        except ValueError as e:
+            raise VbgError(f"--quality high: {e} ({card.path})") from e
     eng = create_engine(engine, card, threads=threads, device=device)
     try:
         on_device = _use_device_path(
@@ -201,6 +229,7 @@ def build_processor(
             crf_every=crf_every,
             harmonize=harmonize,
             background=spec,
+            quality=quality,
         )
         if on_device:
             from vbg.device_path import DevicePath, DevicePathConfig
@@ -223,7 +252,8 @@ def build_processor(
             )
         warm_up_hot_path()
         proc = FrameProcessor(
-            segmenter=Segmenter(card, eng),
+            segmenter=Segmenter(fine or card, eng),
+            coarse=Segmenter(card, eng) if fine is not None else None,
             smoother=TemporalSmoother(tcfg) if smoothing else None,
             refiner=refiner,
             timer=timer or StageTimer(),
@@ -498,6 +528,7 @@ def process_video(
     keep_partial_on_interrupt: bool = False,
     processor: FrameProcessor | None = None,
     framing: Framing | None = None,
+    quality: str = "standard",
     out: OutputOptions | None = None,
 ) -> ProcessResult:
     """Replaces the background of every frame of a video (or of one image) into `output`.
@@ -567,6 +598,7 @@ def process_video(
                 light_wrap=light_wrap,
                 harmonize=harmonize,
                 framing=framing,
+                quality=quality,
             )
         else:
             processor.set_background(background)
@@ -742,6 +774,7 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         progress=cfg.progress,
         keep_partial_on_interrupt=cfg.keep_partial,
         framing=_framing(cfg),
+        quality=cfg.quality,
         out=_output_options(cfg),
     )
     if result.frames == 1:  # an image: its time, not "1 frame (0.6 fps)"
