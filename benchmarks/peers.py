@@ -624,7 +624,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": args.repeats,
             "threads": args.thread_counts,
             "background": background,
-            "model": str(args.model) if args.model else "default",
+            # The bundled default: its INT8 copy on the CPU engines (vbg.pipeline._card_path).
+            "model": str(args.model) if args.model else "default (INT8 on CPU engines)",
             "engine": engine,
             "peer_model": str(peer_model),
             "peer_model_sha256": sha256(peer_model),
