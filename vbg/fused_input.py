@@ -1,11 +1,12 @@
-"""The model's input from a frame in two compiled passes, bit-identical to the OpenCV steps.
+"""The model's input from a frame in compiled passes, bit-identical to the OpenCV steps.
 
 `vbg.segmenter` shrinks a frame for the model as exact 2x halvings (cv2 INTER_AREA, which
 rounds each 2x2 average: (a + b + c + d + 2) >> 2), then one bilinear step below 2x
 (cv2 INTER_LINEAR, 11-bit fixed point), then splits the planes and normalises them into
 the NCHW float tensor: five or six OpenCV calls, the first reading the whole frame. In the
 running pipeline those calls came to 0.7-1.0 ms at 720p on 2 cores (0.45 ms in a loop on
-their own: each call wakes OpenCV's thread pool again). Here:
+their own: each call wakes OpenCV's thread pool again). Here, two passes at 720p (0.46 ms
+in the pipeline):
 
 - `quarter_rows` does two halvings in one read of the frame (the 4x4 block's four 2x2
   averages, each rounded as OpenCV rounds, then their rounded average) and `halve_rows`
@@ -13,8 +14,8 @@ their own: each call wakes OpenCV's thread pool again). Here:
 - `linear_normalize` does the bilinear step with OpenCV's own fixed-point arithmetic
   (weights (1 - f) * 2048 rounded; each source row filtered horizontally once, then
   rows blended as (b0 * (s0 >> 4) >> 16) + (b1 * (s1 >> 4) >> 16), + 2 >> 2, as its SIMD
-  path computes them) and writes both the small BGR image (the
-  guided filter's guide) and the normalised tensor in the card's colour order.
+  path computes them) and writes both the small BGR image (the guided filter's guide) and
+  the normalised tensor in the card's colour order.
 
 The small image equals the OpenCV steps' to the bit (tests/vbg/test_fused_input.py), so
 the model sees exactly what train/ evaluated. Frames the plan does not cover (enlarging,
