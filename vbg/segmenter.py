@@ -74,11 +74,6 @@ def _norm_coeffs(spec: InputSpec) -> tuple[tuple[float, ...], tuple[float, ...]]
     return tuple(float(v) for v in a), tuple(float(v) for v in b)
 
 
-def source_channels(spec: InputSpec) -> tuple[int, int, int]:
-    """The BGR channel each model channel reads, in the card's colour order."""
-    return (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
-
-
 def resize_for_model(
     frame_bgr: np.ndarray,
     spec: InputSpec,
@@ -116,7 +111,8 @@ def normalize_into(
     # Reading the source channel in the card's order is the same as cvtColor(BGR2RGB)
     # without the extra image; each plane is written straight into the NCHW buffer, in
     # one pass: x * a - b.
-    for c, s in enumerate(source_channels(spec)):
+    src_channel = (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
+    for c, s in enumerate(src_channel):
         cv2.addWeighted(planes[s], a[c], planes[s], 0.0, -b[c], dst=out[0, c], dtype=cv2.CV_32F)
     return out
 
@@ -159,7 +155,7 @@ class Segmenter:
     and "inference" separately when given.
     """
 
-    def __init__(self, card: ModelCard, engine: Engine, *, compiled: bool = True) -> None:
+    def __init__(self, card: ModelCard, engine: Engine) -> None:
         self.card = card
         self.engine = engine
         self._buf: np.ndarray | None = None
@@ -168,7 +164,6 @@ class Segmenter:
         self._shrinker = AreaShrinker()
         self._plan: InputPlan | None = None
         self._plan_hw: tuple[int, ...] | None = None
-        self.compiled = compiled
 
     def input_size(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         return model_input_size(frame_h, frame_w, self.card.input)
@@ -193,7 +188,7 @@ class Segmenter:
         return normalize_into(self.small, spec, self._buf, self._planes)
 
     def _make_plan(self, frame_hw: tuple[int, int], model_hw: tuple[int, int]) -> InputPlan | None:
-        if not self.compiled or not InputPlan.covers(frame_hw, model_hw):
+        if not InputPlan.covers(frame_hw, model_hw):
             return None
         spec = self.card.input
         return InputPlan(frame_hw, model_hw, spec.color_order == "RGB", *_norm_coeffs(spec))
