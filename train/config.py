@@ -37,6 +37,9 @@ class TrainConfig:
     architecture: str = "Unet"
     encoder: str = "resnet34"
     encoder_weights: str = "imagenet"  # "imagenet" (smp download) | a local .pth | "none"
+    # Fine-tuning: a whole-model state dict of the same network (e.g. a model card's .pt) to
+    # start from instead of encoder_weights; every tensor must fit.
+    init_weights: str = ""
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     # --- model input (copied into the model card; the runtime resizes frames the same way)
     height: int = 160

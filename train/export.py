@@ -120,7 +120,9 @@ def _training_summary(cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) -> 
             s = str(im.get("source") or "unknown")
             sources[s] = sources.get(s, 0) + 1
     weights = cfg.encoder_weights
-    if weights not in ("imagenet", "none"):
+    if cfg.init_weights:
+        weights = f"fine-tuned from {Path(cfg.init_weights).name}"
+    elif weights not in ("imagenet", "none"):
         weights = f"ImageNet, local file {Path(weights).name}"
     return {
         "data": cfg.data_description or f"COCO-format person set {Path(cfg.ann).name}",

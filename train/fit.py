@@ -79,6 +79,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _start_weights(cfg: TrainConfig, ckpt: dict[str, Any] | None) -> str:
+    if ckpt is not None:
+        return "from checkpoint"
+    return f"fine-tuning {cfg.init_weights}" if cfg.init_weights else cfg.encoder_weights
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides: dict[str, Any] = {
         "ann": args.ann,
@@ -804,7 +810,7 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     say(
-        f"model: {cfg.architecture}/{cfg.encoder} ({cfg.encoder_weights if ckpt is None else 'from checkpoint'}), "
+        f"model: {cfg.architecture}/{cfg.encoder} ({_start_weights(cfg, ckpt)}), "
         f"{sum(p.numel() for p in raw_model.parameters()) / 1e6:.2f} M parameters; device {device}, "
         f"amp {amp_mode}, {dist_info.world_size} process(es), {steps_per_epoch} steps/epoch"
     )

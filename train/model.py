@@ -36,8 +36,31 @@ HEAD_PREFIXES = ("fc.", "classifier.")
 def build_model(cfg: TrainConfig, *, load_weights: bool = True) -> torch.nn.Module:
     """The U-Net for `cfg`. load_weights=False skips the encoder weights (a checkpoint will
     overwrite every tensor anyway, so resuming and exporting need no download or file)."""
+    if cfg.init_weights and load_weights:
+        model = create_unet(cfg.architecture, cfg.encoder, tuple(cfg.decoder_channels))
+        load_model_weights(model, cfg.init_weights)
+        return model
     weights = cfg.encoder_weights if load_weights else "none"
     return create_unet(cfg.architecture, cfg.encoder, tuple(cfg.decoder_channels), weights)
+
+
+def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Loads a whole-model state dict (a model card's .pt, a checkpoint's "model") strictly:
+    a fine-tune starts from exactly the network it names, or fails with one line."""
+    sd = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
+    target = model.state_dict()
+    missing = sorted(set(target) - set(sd))
+    unexpected = sorted(set(sd) - set(target))
+    shapes = sorted(
+        k for k in set(sd) & set(target) if tuple(sd[k].shape) != tuple(target[k].shape)
+    )
+    if missing or unexpected or shapes:
+        first = (missing or unexpected or shapes)[0]
+        raise VbgError(
+            f"init_weights {path} does not fit this network: {len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(shapes)} of another shape (e.g. {first})"
+        )
+    model.load_state_dict(sd, strict=True)
 
 
 def create_unet(

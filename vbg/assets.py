@@ -43,6 +43,12 @@ def int8_card_path() -> Path:
     return assets_dir() / "models" / "default-int8.json"
 
 
+def hq_card_path(int8: bool = False) -> Path:
+    """Card of the high-quality model that `--quality high` runs beside the default
+    (assets/models/hq.json, or its INT8 copy hq-int8.json); it may not be bundled."""
+    return assets_dir() / "models" / ("hq-int8.json" if int8 else "hq.json")
+
+
 def sample_clip_path() -> Path:
     """The bundled sample clip (960x540, 30 fps, 72 frames, with audio)."""
     return assets_dir() / "samples" / "talking-head.mp4"

@@ -34,6 +34,7 @@ from vbg.timing import StageTimer
 
 if TYPE_CHECKING:
     from vbg.backgrounds import BackgroundSpec
+    from vbg.card import ModelCard
     from vbg.compose import Compositor
     from vbg.config import ProcessConfig, RunConfig
     from vbg.edges import EdgeColors
@@ -161,6 +162,8 @@ class FrameProcessor:
         if self.compositor is not None:
             self.compositor.close()  # a video background's decoding thread
         self.segmenter.engine.close()
+        if self.coarse is not None and self.coarse.engine is not self.segmenter.engine:
+            self.coarse.engine.close()
 
 
 def build_processor(
@@ -201,7 +204,7 @@ def build_processor(
     from vbg.edges import EdgeColors
     from vbg.engines import create_engine
     from vbg.refine import Refiner
-    from vbg.segmenter import Segmenter, high_quality_spec
+    from vbg.segmenter import Segmenter
     from vbg.temporal import TemporalConfig, TemporalSmoother
 
     if quality not in QUALITIES:
@@ -213,13 +216,9 @@ def build_processor(
     except ValueError as e:
         raise VbgError(f"bad smoothing option: {e}") from e
     card = load_card(_card_path(model, engine, device))
-    fine = None
-    if quality == "high":
-        try:
-            fine = dataclasses.replace(card, input=high_quality_spec(card.input))
-        except ValueError as e:
-            raise VbgError(f"--quality high: {e} ({card.path})") from e
+    fine = _high_quality_card(card, model, engine, device) if quality == "high" else None
     eng = create_engine(engine, card, threads=threads, device=device)
+    fine_eng = eng
     try:
         on_device = _use_device_path(
             eng,
@@ -251,8 +250,10 @@ def build_processor(
                 edge_colors=EdgeColors() if decontaminate else None,
             )
         warm_up_hot_path()
+        if fine is not None and fine.path != card.path:
+            fine_eng = create_engine(engine, fine, threads=threads, device=device)
         proc = FrameProcessor(
-            segmenter=Segmenter(fine or card, eng),
+            segmenter=Segmenter(fine or card, fine_eng),
             coarse=Segmenter(card, eng) if fine is not None else None,
             smoother=TemporalSmoother(tcfg) if smoothing else None,
             refiner=refiner,
@@ -272,8 +273,36 @@ def build_processor(
             )
     except BaseException:
         eng.close()
+        if fine_eng is not eng:
+            fine_eng.close()
         raise
     return proc
+
+
+def _high_quality_card(
+    card: ModelCard, model: str | Path | None, engine: str | None, device: str | None
+) -> ModelCard:
+    """The finer model of --quality high. For the bundled default: the bundled
+    high-quality model (trained at its larger input size; its INT8 copy on the CPU engines)
+    when it is there. For a --model card, or without it: the same model at
+    vbg.segmenter.high_quality_spec's finer size."""
+    from vbg.card import load_card
+    from vbg.segmenter import high_quality_spec
+
+    if model is None:
+        from vbg.assets import hq_card_path
+
+        int8 = card.path is not None and card.path.name.endswith("-int8.json")
+        path = hq_card_path(int8=int8)
+        if not path.is_file() and int8:
+            path = hq_card_path()
+        if path.is_file():
+            log.info("model: %s beside %s (--quality high)", path.stem, card.name)
+            return load_card(path)
+    try:
+        return dataclasses.replace(card, input=high_quality_spec(card.input))
+    except ValueError as e:
+        raise VbgError(f"--quality high: {e} ({card.path})") from e
 
 
 _warmed_up = False  # warm_up_hot_path ran in this process

@@ -134,3 +134,35 @@ def test_offline_imagenet_mobilenet_file_loads():
     assert len(enc) == len([k for k in sd if not k.startswith("classifier.")])
     for k, v in enc.items():
         assert torch.equal(v, sd[k]), k
+
+
+def test_init_weights_start_from_a_whole_model_and_must_fit(tmp_path):
+    """Fine-tuning: every tensor of the saved network (decoder and head too) is the start;
+    a file of another network fails with one line instead of loading part of it."""
+    cfg_args = {
+        "encoder": "mobilenet_v2",
+        "encoder_weights": "none",
+        "decoder_channels": TINY_DECODER,
+    }
+    torch.manual_seed(5)
+    saved = create_unet("Unet", "mobilenet_v2", TINY_DECODER)
+    with torch.no_grad():
+        for p in saved.parameters():
+            p.add_(torch.randn_like(p))
+    path = tmp_path / "model.pt"
+    torch.save(saved.state_dict(), path)
+
+    model = build_model(make_config(None, {**cfg_args, "init_weights": str(path)}))
+    got = model.state_dict()
+    for k, v in saved.state_dict().items():
+        assert torch.equal(got[k], v), k
+    # A checkpoint overwrites everything on resume: the file is not read then.
+    fresh = build_model(
+        make_config(None, {**cfg_args, "init_weights": str(path)}), load_weights=False
+    )
+    assert not torch.equal(fresh.segmentation_head[0].weight, saved.segmentation_head[0].weight)
+
+    other = create_unet("Unet", "mobilenet_v2", (32, 16, 16, 8, 8))
+    torch.save(other.state_dict(), tmp_path / "other.pt")
+    with pytest.raises(VbgError, match="does not fit this network"):
+        build_model(make_config(None, {**cfg_args, "init_weights": str(tmp_path / "other.pt")}))

@@ -110,3 +110,73 @@ def test_process_and_eval_take_quality():
     assert e.quality == "high"
     with pytest.raises(SystemExit):
         parser.parse_args(["process", "in.mp4", "-o", "out.mp4", "--quality", "best"])
+
+
+def _bundle(tiny_card, folder, names):
+    """A fake assets folder: the tiny model's files under models/, one card per name (the
+    'hq' card with a larger input size, as the bundled high-quality model has)."""
+    models = folder / "models"
+    models.mkdir(parents=True)
+    (folder / "backgrounds").mkdir()
+    card = load_card(tiny_card)
+    for name in card.files.values():
+        (models / name).symlink_to(tiny_card.parent / name)
+    for name in names:
+        spec = high_quality_spec(card.input) if name.startswith("hq") else card.input
+        dataclasses.replace(card, name=name, input=spec).save(models / f"{name}.json")
+    return folder
+
+
+def test_quality_high_runs_the_bundled_hq_model_beside_the_default(
+    tiny_card, tmp_path, monkeypatch
+):
+    import vbg.assets
+
+    root = _bundle(tiny_card, tmp_path / "assets", ["default", "hq"])
+    monkeypatch.setattr(vbg.assets, "assets_dir", lambda: root)
+    proc = build_processor(None, engine="onnxruntime", threads=1, background=None, quality="high")
+    try:
+        assert proc.segmenter.card.path == root / "models" / "hq.json"
+        assert proc.coarse is not None and proc.coarse.card.path == root / "models" / "default.json"
+        assert proc.segmenter.engine is not proc.coarse.engine  # one engine per network
+        frame = np.random.default_rng(2).integers(0, 256, (180, 320, 3), dtype=np.uint8)
+        assert proc.mask(frame).shape == (180, 320)
+    finally:
+        proc.close()
+    closed = []
+    for seg in (proc.segmenter, proc.coarse):
+        seg.engine.close = lambda closed=closed: closed.append(1)
+    proc.close()
+    assert len(closed) == 2  # both engines are closed, not only the finer one's
+
+    # Without a bundled hq model: the default at its two sizes, one engine.
+    (root / "models" / "hq.json").unlink()
+    proc = build_processor(None, engine="onnxruntime", threads=1, background=None, quality="high")
+    try:
+        assert proc.segmenter.card.path == proc.coarse.card.path == root / "models" / "default.json"
+        assert proc.segmenter.card.input == high_quality_spec(proc.coarse.card.input)
+        assert proc.segmenter.engine is proc.coarse.engine
+    finally:
+        proc.close()
+
+
+def test_quality_high_takes_the_hq_int8_copy_with_the_int8_default(
+    tiny_card, tmp_path, monkeypatch
+):
+    import vbg.assets
+
+    root = _bundle(tiny_card, tmp_path / "assets", ["default", "default-int8", "hq", "hq-int8"])
+    monkeypatch.setattr(vbg.assets, "assets_dir", lambda: root)
+    proc = build_processor(None, engine="onnxruntime", threads=1, background=None, quality="high")
+    try:
+        assert proc.coarse.card.path.name == "default-int8.json"
+        assert proc.segmenter.card.path.name == "hq-int8.json"
+    finally:
+        proc.close()
+    # The torch engine runs the float models.
+    proc = build_processor(None, engine="torch", threads=1, background=None, quality="high")
+    try:
+        assert proc.segmenter.card.path.name == "hq.json"
+        assert proc.coarse.card.path.name == "default.json"
+    finally:
+        proc.close()
