@@ -48,12 +48,7 @@ def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Loads a whole-model state dict (a model card's .pt, a checkpoint's "model") strictly:
     a fine-tune starts from exactly the network it names, or fails with one line."""
     sd = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
-    target = model.state_dict()
-    missing = sorted(set(target) - set(sd))
-    unexpected = sorted(set(sd) - set(target))
-    shapes = sorted(
-        k for k in set(sd) & set(target) if tuple(sd[k].shape) != tuple(target[k].shape)
-    )
+    missing, unexpected, shapes = key_mismatches(sd, model.state_dict())
     if missing or unexpected or shapes:
         first = (missing or unexpected or shapes)[0]
         raise VbgError(
@@ -165,6 +160,18 @@ def map_torchvision_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
+def key_mismatches(
+    sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str], list[str]]:
+    """(keys the file lacks, keys the network lacks, keys of another shape), sorted."""
+    missing = sorted(set(target) - set(sd))
+    unexpected = sorted(set(sd) - set(target))
+    shapes = sorted(
+        k for k in set(sd) & set(target) if tuple(sd[k].shape) != tuple(target[k].shape)
+    )
+    return missing, unexpected, shapes
+
+
 def load_encoder_weights(
     encoder: torch.nn.Module, path: str | Path, *, encoder_name: str = ""
 ) -> None:
@@ -173,11 +180,7 @@ def load_encoder_weights(
     (besides the classification head)."""
     sd = map_torchvision_keys(read_state_dict(path))
     target = encoder.state_dict()
-    missing = sorted(set(target) - set(sd))
-    unexpected = sorted(set(sd) - set(target))
-    shapes = sorted(
-        k for k in set(sd) & set(target) if tuple(sd[k].shape) != tuple(target[k].shape)
-    )
+    missing, unexpected, shapes = key_mismatches(sd, target)
     if missing or unexpected or shapes:
         parts = []
         if missing:

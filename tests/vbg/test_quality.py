@@ -167,16 +167,13 @@ def test_quality_high_takes_the_hq_int8_copy_with_the_int8_default(
 
     root = _bundle(tiny_card, tmp_path / "assets", ["default", "default-int8", "hq", "hq-int8"])
     monkeypatch.setattr(vbg.assets, "assets_dir", lambda: root)
-    proc = build_processor(None, engine="onnxruntime", threads=1, background=None, quality="high")
-    try:
-        assert proc.coarse.card.path.name == "default-int8.json"
-        assert proc.segmenter.card.path.name == "hq-int8.json"
-    finally:
-        proc.close()
-    # The torch engine runs the float models.
-    proc = build_processor(None, engine="torch", threads=1, background=None, quality="high")
-    try:
-        assert proc.segmenter.card.path.name == "hq.json"
-        assert proc.coarse.card.path.name == "default.json"
-    finally:
-        proc.close()
+    # The CPU engines run the INT8 copies, torch the float models.
+    for engine, fine, coarse in (
+        ("onnxruntime", "hq-int8.json", "default-int8.json"),
+        ("torch", "hq.json", "default.json"),
+    ):
+        proc = build_processor(None, engine=engine, threads=1, background=None, quality="high")
+        try:
+            assert (proc.segmenter.card.path.name, proc.coarse.card.path.name) == (fine, coarse)
+        finally:
+            proc.close()
