@@ -207,3 +207,31 @@ def test_query_v4l2_on_a_non_v4l2_file_is_none(tmp_path):
     f.write_bytes(b"")
     assert query_v4l2(str(f)) is None
     assert query_v4l2(str(tmp_path / "missing")) is None
+
+
+def test_model_check_covers_every_bundled_card(tiny_card, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    import vbg.assets
+    from vbg.card import load_card
+
+    models = tmp_path / "models"
+    models.mkdir()
+    card = load_card(tiny_card)
+    for name in card.files.values():
+        shutil.copy(tiny_card.parent / name, models / name)
+    dataclasses.replace(card, name="default").save(models / "default.json")
+    dataclasses.replace(card, name="hq").save(models / "hq.json")
+    monkeypatch.setattr(vbg.assets, "assets_dir", lambda: tmp_path)
+    check = doctor.model_check()
+    assert check.status == OK and "default, hq" in check.detail
+    # The hq card names a file whose bytes changed: the check fails and says which.
+    onnx = card.files["onnx"]
+    hq = dataclasses.replace(
+        card, name="hq", files={"onnx": "hq.onnx"}, sha256={"hq.onnx": card.sha256[onnx]}
+    )
+    hq.save(models / "hq.json")
+    (models / "hq.onnx").write_bytes((models / onnx).read_bytes()[:-1])
+    check = doctor.model_check()
+    assert check.status == FAIL and "hq.onnx" in check.detail
