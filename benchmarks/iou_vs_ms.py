@@ -155,6 +155,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
             ax.scatter([x], [y], s=40)
             ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
+        xs = [r["speed"]["ms"] for r in report["systems"]]
+        ax.set_xlim(min(xs) / 1.5, max(xs) * 6)  # room for the labels of the slowest
         ax.set_xlabel("ms per 1280x720 frame (network + its input), log scale")
         ax.set_ylabel("IoU, live path")
         ax.set_title(title)

@@ -40,7 +40,7 @@ examples:
   vbg process talk.mp4 -o out.mp4 --background ~/Pictures/beach.jpg
   vbg process talk.mp4 -o out.mp4 --background color:#00b140       # green screen
   vbg process talk.mp4 -o out.mp4 --no-tta                        # ~1.4x faster, live-path edges
-  vbg process talk.mp4 -o out.mp4 --quality high                  # two input sizes, ~1.7x slower
+  vbg process talk.mp4 -o out.mp4 --quality high                  # + the high-quality model, slower
   vbg process talk.mp4 -o out.mp4 --config vbg.toml --engine onnxruntime
   vbg process talk.mp4 -o person.webm --output-alpha              # transparent background
   vbg process talk.mp4 -o matte.mp4 --mask-only --overwrite
@@ -654,9 +654,10 @@ def _quality_option(p: argparse.ArgumentParser, default: str | None) -> None:
         "--quality",
         choices=QUALITIES,
         default=default,
-        help="high: the model at a second, finer input size too (224x384 besides 160x288), "
-        "averaged: test split IoU 0.915 -> 0.920, boundary IoU 0.461 -> 0.481, flicker "
-        "(dtSSD) 8.21 -> 7.91, for ~2.7x the inference per frame (default: standard)",
+        help="high: the bundled high-quality model (the default network fine-tuned at "
+        "224x384) beside the default, averaged: test split IoU 0.915 -> 0.925, boundary IoU "
+        "0.461 -> 0.491, flicker (dtSSD) 8.19 -> 7.78, for ~3x the inference per frame; "
+        "with --model, that model at a second, finer size (default: standard)",
     )
 
 

@@ -76,8 +76,9 @@ class FrameProcessor:
     light_wrap: bool = True  # image backgrounds: the scene's light on the edge (vbg.lightwrap)
     harmonize: bool = False  # image backgrounds: person's tone toward the scene (vbg.harmonize)
     framing: Framing | None = None  # where image backgrounds put their landmark
-    # --quality high: the model at the card's own input size, averaged into `segmenter`'s
-    # finer one (vbg.segmenter.high_quality_spec); None = one size.
+    # --quality high: the default (or --model) at its card's input size, averaged into
+    # `segmenter`'s finer one (the bundled hq model, or the same model at
+    # vbg.segmenter.high_quality_spec); None = one model, one size.
     coarse: Segmenter | None = None
 
     @property
@@ -195,8 +196,9 @@ def build_processor(
     background fitted) now rather than on the first frame. Everything a user typed is checked before the model loads.
     device_path: keep the whole frame on the engine's device (vbg.device_processor); None =
     whenever the engine runs on a CUDA GPU and every option has a device form.
-    quality: "standard", or "high": the model at two input sizes, averaged
-    (vbg.segmenter.HIGH_QUALITY_SIDE; about 2.7x the inference, for `vbg process`).
+    quality: "standard", or "high": the bundled high-quality model beside the default (or
+    a --model at two input sizes), averaged (_high_quality_card; about 3x the inference,
+    for `vbg process`).
     """
     from vbg.backgrounds import parse_background
     from vbg.card import load_card

@@ -36,11 +36,13 @@ def model_input_size(
     return spec.size_for(int(frame_h), int(frame_w))
 
 
-# --quality high runs the model at a second, finer input size as well, and averages the two.
-# On the test split (live path, INT8 on OpenVINO) the card's own 160x288 gave IoU 0.9150,
-# boundary IoU 0.461, dtSSD 8.21; 224x384 alone 0.9180 / 0.489 / 8.02 (better on video and
+# --quality high with a --model card (or where no high-quality model is bundled) runs that
+# model at a second, finer input size as well, and averages the two. On the test split
+# (live path, INT8 on OpenVINO) the default model's own 160x288 gave IoU 0.9150, boundary
+# IoU 0.461, dtSSD 8.21; 224x384 alone 0.9180 / 0.489 / 8.02 (better on video and
 # full-body photos, worse on portraits: the network was trained at the smaller scale); the
-# average of both 0.9201 / 0.481 / 7.91, portraits as good as before.
+# average of both 0.9201 / 0.481 / 7.91. The bundled hq model, trained at 224x384, is
+# better at that size (vbg.pipeline._high_quality_card).
 HIGH_QUALITY_SIDE = 1.4
 
 
