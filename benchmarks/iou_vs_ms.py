@@ -58,13 +58,15 @@ def vbg_system(name: str, card: str | None, engine: str, threads: int, quality: 
 
 
 def mediapipe_system(threads: int) -> System:
-    from benchmarks.peers import DEFAULT_CACHE, MediaPipeSegmenter, ensure_peer_model
-    from vbg.pipeline import FrameProcessor
-    from vbg.refine import Refiner
-    from vbg.temporal import TemporalSmoother
+    from benchmarks.peers import (
+        DEFAULT_CACHE,
+        MediaPipeSegmenter,
+        ensure_peer_model,
+        peer_processor,
+    )
 
     seg = MediaPipeSegmenter(ensure_peer_model(DEFAULT_CACHE), threads)
-    proc = FrameProcessor(segmenter=seg, smoother=TemporalSmoother(), refiner=Refiner())  # type: ignore[arg-type]
+    proc = peer_processor(seg, "blur", FRAME_HW)  # scored through mask(): no compositing
     return System("MediaPipe selfie (LiteRT)", seg, proc, seg.engine.close)
 
 

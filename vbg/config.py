@@ -55,7 +55,7 @@ class MaskOptions:
     harmonize: bool = False  # image backgrounds only (vbg.harmonize)
 
 
-QUALITIES = ("standard", "high")  # --quality (vbg.segmenter.high_quality_spec)
+QUALITIES = ("standard", "high")  # --quality (vbg.pipeline._high_quality_card)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class ProcessConfig(MaskOptions):
     # Test-time horizontal flip: twice the inference cost, better edges. On by default
     # offline, where quality matters more than speed; `vbg run` never uses it.
     tta: bool = True
-    # "high": the model at two input sizes, averaged (vbg.segmenter.HIGH_QUALITY_SIDE).
+    # "high": the bundled high-quality model beside the default (with --model: that model
+    # at two input sizes), averaged (vbg.pipeline._high_quality_card).
     quality: str = "standard"
     # Replace the old background's colour in the soft edge with the person's (vbg.edges).
     decontaminate: bool = True

@@ -80,6 +80,7 @@ class FrameProcessor:
     # `segmenter`'s finer one (the bundled hq model, or the same model at
     # vbg.segmenter.high_quality_spec); None = one model, one size.
     coarse: Segmenter | None = None
+    _coarse_up: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def engine_name(self) -> str:
@@ -93,7 +94,11 @@ class FrameProcessor:
             return prob
         coarse = self._probability(self.coarse, frame_bgr)
         with self.timer.stage("inference"):
-            prob += cv2.resize(coarse, prob.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            if self._coarse_up is None or self._coarse_up.shape != prob.shape:
+                self._coarse_up = np.empty_like(prob)  # once per frame size
+            up = self._coarse_up
+            cv2.resize(coarse, prob.shape[::-1], dst=up, interpolation=cv2.INTER_LINEAR)
+            prob += up
             prob *= 0.5
         return prob
 
@@ -292,9 +297,9 @@ def _high_quality_card(
     from vbg.segmenter import high_quality_spec
 
     if model is None:
-        from vbg.assets import hq_card_path
+        from vbg.assets import hq_card_path, int8_card_path
 
-        int8 = card.path is not None and card.path.name.endswith("-int8.json")
+        int8 = card.path == int8_card_path()  # _card_path chose the default's INT8 copy
         path = hq_card_path(int8=int8)
         if not path.is_file() and int8:
             path = hq_card_path()
