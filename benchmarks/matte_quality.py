@@ -57,6 +57,13 @@ class _CachedSegmenter:
         self.probs, self.card, self.engine = probs, card, engine
         self.i = 0
 
+    # Stateless, as vbg.segmenter.Segmenter is for a model without a previous-frame input.
+    def remember(self, prob: np.ndarray) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
     def __call__(self, frame_bgr: np.ndarray, timer: Any = None) -> np.ndarray:
         p = self.probs[self.i]
         self.i += 1

@@ -218,6 +218,13 @@ class MediaPipeSegmenter:
         self._rgb = np.empty((h, w, 3), np.uint8)
         self._x = np.empty((1, h, w, 3), np.float32)
 
+    # Stateless, as vbg.segmenter.Segmenter is for a model without a previous-frame input.
+    def remember(self, prob: np.ndarray) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
     def input_size(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         return self.engine.height, self.engine.width
 

@@ -38,3 +38,13 @@ def sample_clip() -> Path:
         if p.is_file():
             return p
     pytest.skip("no sample clip available")
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_card(tmp_path_factory) -> Path:
+    """A tiny prior model (4 input channels: the image and its previous probability)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("segmentation_models_pytorch")
+    from tests.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_prior"), prior=True, seed=2)

@@ -41,6 +41,12 @@ class TrainConfig:
     # start from instead of encoder_weights; every tensor must fit.
     init_weights: str = ""
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    # A fourth input channel: the model's own probability on the previous frame
+    # (train/prior.py); trained on priors synthesised from each image's ground truth.
+    prior: bool = False
+    # How far the synthesised previous frame is from the truth: every perturbation's size
+    # times this (1 = train/prior.py's defaults; smaller = closer to real frame-to-frame motion).
+    prior_jitter: float = 1.0
     # --- model input (copied into the model card; the runtime resizes frames the same way)
     height: int = 160
     width: int = 288
@@ -92,6 +98,7 @@ class TrainConfig:
             color_order=self.color_order,
             mean=tuple(self.mean),
             std=tuple(self.std),
+            prior=self.prior,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +183,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"scale_range must be 0 < low <= high, not {list(cfg.scale_range)}")
     if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.grad_clip < 0 or cfg.time_limit < 0:
         bad("lr must be positive; weight_decay, grad_clip and time_limit not negative")
+    if cfg.prior_jitter < 0:
+        bad("prior_jitter must not be negative")
     if min(cfg.bce_weight, cfg.dice_weight, cfg.boundary_weight) < 0:
         bad("loss weights must not be negative")
     if cfg.distill_weight < 0 or (cfg.distill_weight > 0 and not cfg.teacher):

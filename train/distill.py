@@ -62,7 +62,7 @@ def with_distillation(loss_fn: Any, teacher: torch.nn.Module, weight: float) -> 
         if x is None:  # validation: the human masks only, comparable across runs
             return out
         with torch.no_grad():
-            target = torch.sigmoid(teacher(x).float())
+            target = torch.sigmoid(teacher(x[:, :3]).float())  # a prior student: image only
         valid = 1.0 - ign.float()
         bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
         term = (bce * valid).sum() / valid.sum().clamp(min=1.0)

@@ -69,13 +69,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int) -> Path:
-    """fp32 ONNX with dynamic H/W, checked with onnx.checker."""
+def export_onnx(
+    model: torch.nn.Module, path: Path, height: int, width: int, channels: int = 3
+) -> Path:
+    """fp32 ONNX with dynamic H/W, checked with onnx.checker. channels: 4 for a prior model."""
     import onnx
     import torch
 
     model = model.eval().cpu()
-    x = torch.zeros(1, 3, height, width)
+    x = torch.zeros(1, channels, height, width)
     tmp = path.with_name(path.stem + ".tmp.onnx")
     torch.onnx.export(
         model,
@@ -92,7 +94,9 @@ def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int) -> 
     return path
 
 
-def export_onnx_fp16(model: torch.nn.Module, path: Path, height: int, width: int) -> Path:
+def export_onnx_fp16(
+    model: torch.nn.Module, path: Path, height: int, width: int, channels: int = 3
+) -> Path:
     """fp16 weights and arithmetic inside, fp32 at the boundary (the runtime feeds fp32)."""
     import copy
 
@@ -106,7 +110,7 @@ def export_onnx_fp16(model: torch.nn.Module, path: Path, height: int, width: int
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.m(x.half()).float()
 
-    return export_onnx(Half(copy.deepcopy(model).half()), path, height, width)
+    return export_onnx(Half(copy.deepcopy(model).half()), path, height, width, channels)
 
 
 def _training_summary(cfg: TrainConfig, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
@@ -202,10 +206,12 @@ def export_run(
     spec = cfg.input_spec()
 
     files = {"onnx": f"{name}.onnx", "torch": f"{name}.pt"}
-    export_onnx(model, out_dir / files["onnx"], spec.height, spec.width)
+    export_onnx(model, out_dir / files["onnx"], spec.height, spec.width, spec.channels)
     if fp16:
         files["onnx_fp16"] = f"{name}_fp16.onnx"
-        export_onnx_fp16(model, out_dir / files["onnx_fp16"], spec.height, spec.width)
+        export_onnx_fp16(
+            model, out_dir / files["onnx_fp16"], spec.height, spec.width, spec.channels
+        )
     tmp = out_dir / f"{name}.pt.tmp"
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, out_dir / files["torch"])
@@ -256,7 +262,7 @@ def check_onnx_matches_torch(
     from vbg.engines import create_engine
     from vbg.metrics import image_metrics
     from vbg.refine import prob_to_frame
-    from vbg.segmenter import preprocess, sigmoid_
+    from vbg.segmenter import preprocess, sigmoid_, with_unknown_prior
 
     card: ModelCard = load_card(card_path)
     split = "test"
@@ -271,7 +277,7 @@ def check_onnx_matches_torch(
         for img_id in ids:
             meta = coco.imgs[img_id]
             frame = load_image(Path(cfg.images) / meta["file_name"])
-            x = preprocess(frame, card.input)
+            x = with_unknown_prior(preprocess(frame, card.input), card.input)
             logits_onnx = np.asarray(engine.run(x), dtype=np.float32)
             with torch.inference_mode():
                 logits_torch = model(torch.from_numpy(x)).float().numpy()

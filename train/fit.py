@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from train.config import TrainConfig, make_config, parse_size, save_config
+from train.prior import PriorSynthesis, with_prior
 from vbg import VbgError
 
 if TYPE_CHECKING:
     import torch
 
 CHECKPOINT_FORMAT = "vbg-train-checkpoint/1"
+PRIOR_VAL_SEED = 20261203  # a prior model's validation priors: the same every epoch
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -467,8 +469,10 @@ def train_one_epoch(
     desc: str = "train",
     show: bool = True,
     dist_info: DistInfo | None = None,
+    prior: PriorSynthesis | None = None,
 ) -> tuple[dict[str, float], int]:
-    """One pass over `loader`; returns (per-sample mean of each loss term, steps taken)."""
+    """One pass over `loader`; returns (per-sample mean of each loss term, steps taken).
+    prior: a prior model's previous-frame channel, synthesised from each batch's targets."""
     import torch
     from tqdm import tqdm
 
@@ -479,6 +483,8 @@ def train_one_epoch(
     bar = tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True)
     for batch in bar:
         x, y, ign = _to_device(batch, device)
+        if prior is not None:
+            x = with_prior(x, y, prior)
         with autocast():
             logits = model(x)
         # fp32 inside, whatever autocast produced; a distilling loss also takes the input.
@@ -528,9 +534,11 @@ def evaluate_loss(
     autocast: Callable[[], Any] = contextlib.nullcontext,
     desc: str = "val",
     show: bool = True,
+    prior: PriorSynthesis | None = None,
 ) -> dict[str, float]:
     """Loss terms and Dice/IoU/pixel accuracy, each averaged per image, at model
-    resolution (the logits' size). Ignored pixels count as correct for the metrics."""
+    resolution (the logits' size). Ignored pixels count as correct for the metrics.
+    prior: synthesised with a fixed seed, so epochs are compared on the same priors."""
     import numpy as np
     import torch
     from tqdm import tqdm
@@ -540,9 +548,12 @@ def evaluate_loss(
     model.eval()
     sums: dict[str, float] = {}
     rows = []
+    gen = torch.Generator().manual_seed(PRIOR_VAL_SEED)
     with torch.inference_mode():
         for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
             x, y, ign = _to_device(batch, device)
+            if prior is not None:
+                x = with_prior(x, y, prior, gen)
             with autocast():
                 logits = model(x)
             for i in range(x.shape[0]):
@@ -781,12 +792,13 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
         loss_fn = with_distillation(loss_fn, load_teacher(cfg, device), cfg.distill_weight)
         say(f"distilling from {cfg.teacher} (weight {cfg.distill_weight})")
 
+    prior = PriorSynthesis().scaled(cfg.prior_jitter) if cfg.prior else None
     start_epoch, global_step = 0, 0
     best_loss, best_epoch = math.inf, 0
     history: list[dict[str, Any]] = []
     if ckpt is not None:
         saved = ckpt.get("config", {})
-        for key in ("architecture", "encoder", "decoder_channels"):
+        for key in ("architecture", "encoder", "decoder_channels", "prior"):
             mine = list(v) if isinstance(v := getattr(cfg, key), tuple) else v
             if key in saved and saved[key] != mine:
                 raise VbgError(
@@ -853,6 +865,7 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             show=main,
             dist_info=dist_info,
+            prior=prior,
         )
         global_step += steps
         t_train = time.perf_counter() - t0
@@ -872,7 +885,14 @@ def _fit(cfg: TrainConfig, dist_info: DistInfo, t_start: float) -> FitResult:
         if main:
             if do_val:
                 val = evaluate_loss(
-                    raw_model, val_loader, loss_fn, device, autocast=autocast, desc="val", show=main
+                    raw_model,
+                    val_loader,
+                    loss_fn,
+                    device,
+                    autocast=autocast,
+                    desc="val",
+                    show=main,
+                    prior=prior,
                 )
                 row["val_loss"] = val.pop("loss")
                 row.update({f"val_{k}": v for k, v in val.items()})

@@ -36,18 +36,31 @@ HEAD_PREFIXES = ("fc.", "classifier.")
 def build_model(cfg: TrainConfig, *, load_weights: bool = True) -> torch.nn.Module:
     """The U-Net for `cfg`. load_weights=False skips the encoder weights (a checkpoint will
     overwrite every tensor anyway, so resuming and exporting need no download or file)."""
+    channels = 4 if cfg.prior else 3
+    arch, enc, dec = cfg.architecture, cfg.encoder, tuple(cfg.decoder_channels)
     if cfg.init_weights and load_weights:
-        model = create_unet(cfg.architecture, cfg.encoder, tuple(cfg.decoder_channels))
-        load_model_weights(model, cfg.init_weights)
-        return model
-    weights = cfg.encoder_weights if load_weights else "none"
-    return create_unet(cfg.architecture, cfg.encoder, tuple(cfg.decoder_channels), weights)
+        model = create_unet(arch, enc, dec, in_channels=channels)
+        load_model_weights(model, cfg.init_weights, widen=cfg.prior)
+    else:
+        weights = cfg.encoder_weights if load_weights else "none"
+        model = create_unet(arch, enc, dec, weights, in_channels=channels)
+    if cfg.prior:
+        from train.prior import pad_unknown_prior
+
+        # Images fed without a prior (evaluation, the export check) get "no previous frame".
+        model.register_forward_pre_hook(pad_unknown_prior)
+    return model
 
 
-def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
+def load_model_weights(model: torch.nn.Module, path: str | Path, *, widen: bool = False) -> None:
     """Loads a whole-model state dict (a model card's .pt, a checkpoint's "model") strictly:
-    a fine-tune starts from exactly the network it names, or fails with one line."""
+    a fine-tune starts from exactly the network it names, or fails with one line.
+    widen: a stateless network's weights into its prior version (train/prior.py)."""
     sd = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
+    if widen:
+        from train.prior import widen_first_conv
+
+        sd = widen_first_conv(sd, model.state_dict())
     missing, unexpected, shapes = key_mismatches(sd, model.state_dict())
     if missing or unexpected or shapes:
         first = (missing or unexpected or shapes)[0]
@@ -63,6 +76,8 @@ def create_unet(
     encoder: str,
     decoder_channels: tuple[int, ...],
     encoder_weights: str = "none",
+    *,
+    in_channels: int = 3,
 ) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
@@ -92,6 +107,7 @@ def create_unet(
             encoder_weights=smp_weights,
             decoder_channels=decoder_channels,
             classes=1,
+            in_channels=in_channels,
         )
     except (OSError, RuntimeError) as e:
         if smp_weights is None:
@@ -104,7 +120,7 @@ def create_unet(
     except (KeyError, ValueError) as e:
         raise VbgError(f"smp cannot build {architecture}/{encoder}: {e}") from e
     if smp_weights is None and ew.lower() != "none":
-        load_encoder_weights(model.encoder, ew, encoder_name=encoder)
+        load_encoder_weights(model.encoder, ew, encoder_name=encoder, widen=in_channels == 4)
     return model
 
 
@@ -173,13 +189,17 @@ def key_mismatches(
 
 
 def load_encoder_weights(
-    encoder: torch.nn.Module, path: str | Path, *, encoder_name: str = ""
+    encoder: torch.nn.Module, path: str | Path, *, encoder_name: str = "", widen: bool = False
 ) -> None:
     """Loads a torchvision-format file into an smp encoder, strictly: every encoder tensor
     must come from the file with the right shape, and the file may hold nothing else
-    (besides the classification head)."""
+    (besides the classification head). widen: into a prior model's 4-channel encoder."""
     sd = map_torchvision_keys(read_state_dict(path))
     target = encoder.state_dict()
+    if widen:
+        from train.prior import widen_first_conv
+
+        sd = widen_first_conv(sd, target)
     missing, unexpected, shapes = key_mismatches(sd, target)
     if missing or unexpected or shapes:
         parts = []

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     import onnx
 
     from vbg.card import InputSpec, ModelCard
+    from vbg.segmenter import Segmenter
 
 # Mean IoU of int8 vs fp32 binarised masks under which a quantized model is refused: a
 # calibration gone wrong (ranges from other preprocessing, say) falls far below it, while
@@ -186,28 +187,50 @@ def load_bgr(path: str | Path) -> np.ndarray:
 
 class FrameReader:
     """onnxruntime CalibrationDataReader over image files, each preprocessed by the runtime's
-    own `preprocess` at the size the runtime would give it."""
+    own `preprocess` at the size the runtime would give it.
 
-    def __init__(self, paths: list[Path], spec: InputSpec, input_name: str = "input") -> None:
+    A prior model (spec.prior) sees each image twice, as the runtime feeds it: as a still
+    (no previous frame) and with `prior_from`'s own probability for it as the previous
+    frame (a still camera), so both ranges of the fourth channel are calibrated."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        spec: InputSpec,
+        input_name: str = "input",
+        prior_from: Segmenter | None = None,
+    ) -> None:
+        if spec.prior and prior_from is None:
+            raise ValueError("a prior model's calibration needs prior_from (its fp32 segmenter)")
         self._paths = list(paths)
         self._spec = spec
         self._input_name = input_name
+        self._prior = prior_from if spec.prior else None
+        self._pending: np.ndarray | None = None
         self._i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        from vbg.segmenter import preprocess
+        from vbg.segmenter import preprocess, with_unknown_prior
 
+        if self._pending is not None:
+            x, self._pending = self._pending, None
+            return {self._input_name: x}
         if self._i >= len(self._paths):
             return None
-        x = preprocess(load_bgr(self._paths[self._i]), self._spec)
+        frame = load_bgr(self._paths[self._i])
+        x = with_unknown_prior(preprocess(frame, self._spec), self._spec)
         self._i += 1
+        if self._prior is not None:
+            self._prior.reset()
+            self._prior.remember(self._prior(frame))
+            self._pending = self._prior.prepare(frame).copy()
         return {self._input_name: x}
 
     def rewind(self) -> None:
-        self._i = 0
+        self._i, self._pending = 0, None
 
     def __len__(self) -> int:
-        return len(self._paths)
+        return len(self._paths) * (2 if self._prior is not None else 1)
 
 
 # --- quantization -----------------------------------------------------------------------------
@@ -303,7 +326,8 @@ def mask_agreement(
     fp32_card: ModelCard, int8_card: ModelCard, paths: list[Path], *, threads: int = 2
 ) -> dict[str, Any]:
     """IoU of the int8 model's binarised full-frame masks against the fp32 model's, both run
-    through the runtime's engine and preprocessing."""
+    through the runtime's engine and preprocessing (a prior model: each image's second
+    frame, its own first answer as the previous frame)."""
     from vbg.engines import create_engine
     from vbg.metrics import image_metrics
     from vbg.refine import prob_to_frame
@@ -316,7 +340,14 @@ def mask_agreement(
             segs[key] = Segmenter(card, create_engine("onnxruntime", card, threads=threads))
         for p in paths:
             frame = load_bgr(p)
-            masks = {k: prob_to_frame(s(frame), frame.shape[:2]) >= 0.5 for k, s in segs.items()}
+            masks = {}
+            for k, s in segs.items():
+                s.reset()
+                prob = s(frame)
+                if s.stateful:
+                    s.remember(prob)
+                    prob = s(frame)
+                masks[k] = prob_to_frame(prob, frame.shape[:2]) >= 0.5
             ious.append(float(image_metrics(masks["int8"], masks["fp32"])["iou"]))
     finally:
         for s in segs.values():
@@ -369,11 +400,17 @@ def quantize_card(
     calib, held = chosen[:count], chosen[count:]
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_onnx = out_dir / f".{name}.onnx.tmp"
+    prior_from = None
+    if src_card.input.prior:
+        from vbg.engines import create_engine
+        from vbg.segmenter import Segmenter
+
+        prior_from = Segmenter(src_card, create_engine("onnxruntime", src_card, threads=threads))
     try:
         done = quantize_onnx(
             src_onnx,
             tmp_onnx,
-            FrameReader([im["path"] for im in calib], src_card.input),
+            FrameReader([im["path"] for im in calib], src_card.input, prior_from=prior_from),
             activations=activations,
             ranges=ranges,
             keep_fp32=keep_fp32,
@@ -392,6 +429,8 @@ def quantize_card(
         os.replace(tmp_onnx, onnx_path)
     finally:
         tmp_onnx.unlink(missing_ok=True)
+        if prior_from is not None:
+            prior_from.engine.close()
 
     sources = Counter(str(im.get("source") or "unknown") for im in calib)
     quantization = {
@@ -412,7 +451,13 @@ def quantize_card(
             "annotations": Path(ann_file).name,
             "choice": f"seeded random choice (seed {seed})",
             "preprocessing": "vbg.segmenter.preprocess with the card's input spec, each image "
-            "at the size the runtime gives it",
+            "at the size the runtime gives it"
+            + (
+                "; each image twice: as a still and with the fp32 model's own answer as "
+                "the previous frame"
+                if src_card.input.prior
+                else ""
+            ),
         },
         "kept_fp32": done["keep_fp32"],
         "shape_nodes_rewired": done["shape_nodes_rewired"],

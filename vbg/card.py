@@ -37,6 +37,14 @@ class InputSpec:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     scale: float = 255.0  # pixel values are divided by this before mean/std
+    # A fourth input channel: the model's own probability on the previous frame, as 2p - 1
+    # (0 = no previous frame); the segmenter keeps it (vbg.segmenter, train/prior.py).
+    prior: bool = False
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the model: the image's 3, and the prior's."""
+        return 4 if self.prior else 3
 
     def size_for(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         """Model input (h, w) for a frame of this size."""
@@ -124,6 +132,8 @@ def card_from_dict(d: dict[str, Any], path: Path | None = None) -> ModelCard:
         for key in ("mean", "std"):
             if key in inp:
                 inp[key] = tuple(float(v) for v in inp[key])
+        if not isinstance(inp.get("prior", False), bool):
+            raise VbgError(f"{where}: input.prior must be true or false, not {inp['prior']!r}")
         spec = InputSpec(**inp)
         out = OutputSpec(**d.get("output", {}))
         card = ModelCard(

@@ -40,8 +40,11 @@ def device_path_blocker(
     harmonize: bool,
     background: BackgroundSpec | None,
     quality: str = "standard",
+    prior: bool = False,
 ) -> str:
     """Why these options keep the frame on the host ("" when the device path can do it)."""
+    if prior:
+        return "a model with a previous-frame input"
     if quality != "standard":
         return f"--quality {quality}"
     if edges != "guided":

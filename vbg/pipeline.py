@@ -105,7 +105,9 @@ class FrameProcessor:
     def _probability(self, seg: Segmenter, frame_bgr: np.ndarray) -> np.ndarray:
         t = self.timer
         if not self.tta:
-            return seg(frame_bgr, timer=t)
+            prob = seg(frame_bgr, timer=t)
+            seg.remember(prob)  # a prior model's previous frame (a no-op otherwise)
+            return prob
         # Test-time augmentation: average with the prediction of the mirrored frame.
         # Mirroring the preprocessed tensor equals preprocessing the mirrored frame
         # (resizing is symmetric) and costs a small copy instead of a full-frame flip.
@@ -113,9 +115,11 @@ class FrameProcessor:
             x = seg.prepare(frame_bgr)
             x_flip = np.ascontiguousarray(x[:, :, :, ::-1])
         with t.stage("inference"):
+            # (a prior model's previous-frame plane is mirrored with the image: it fits)
             prob = seg.infer(x)
             prob += seg.infer(x_flip)[:, ::-1]
             prob *= 0.5
+            seg.remember(prob)
         return prob
 
     def mask(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -154,6 +158,9 @@ class FrameProcessor:
         if self.smoother is not None:
             self.smoother.reset()
         self.refiner.reset()
+        self.segmenter.reset()  # a prior model's previous frame
+        if self.coarse is not None:
+            self.coarse.reset()
 
     def set_background(self, background: str | BackgroundSpec) -> None:
         """Switch background (a --background string or a parsed spec); takes effect next frame."""
@@ -236,6 +243,7 @@ def build_processor(
             harmonize=harmonize,
             background=spec,
             quality=quality,
+            prior=card.input.prior,
         )
         if on_device:
             from vbg.device_path import DevicePath, DevicePathConfig

@@ -202,3 +202,36 @@ def test_choice_is_seeded_and_prefix_stable(setup):
     # The calibration images stay the same whatever --check-images adds after them.
     assert [im["id"] for im in choose_images(ann, images, 8, seed=0)][:5] == a
     assert len(choose_images(ann, images, 1000)) == len(json.loads(ann.read_text())["images"])
+
+
+def test_a_prior_model_is_calibrated_as_a_still_and_with_its_own_previous_answer(
+    setup, tiny_prior_card
+):
+    """Each calibration image twice: the fourth channel "no previous frame", then the fp32
+    model's own probability for the image, as the runtime feeds it back."""
+    _, ann, images = setup
+    card = load_card(tiny_prior_card)
+    paths = [images / im["file_name"] for im in json.loads(ann.read_text())["images"][:2]]
+    ref = Segmenter(card, create_engine("onnxruntime", card, threads=1))
+    try:
+        with pytest.raises(ValueError, match="prior_from"):
+            FrameReader(paths, card.input)
+        reader = FrameReader(paths, card.input, prior_from=ref)
+        assert len(reader) == 4
+        got = []
+        while (item := reader.get_next()) is not None:
+            got.append(item["input"])
+        assert len(got) == 4 and all(x.shape == (1, 4, 64, 96) for x in got)
+        import cv2
+
+        for i, path in enumerate(paths):
+            still, again = got[2 * i], got[2 * i + 1]
+            np.testing.assert_array_equal(still[0, 3], 0.0)
+            np.testing.assert_allclose(still[0, :3], again[0, :3], atol=1e-5)
+            ref.reset()
+            prob = ref(cv2.imread(str(path)))
+            np.testing.assert_allclose(again[0, 3], 2 * prob - 1, atol=1e-6)
+        reader.rewind()
+        assert reader.get_next()["input"][0, 3].max() == 0.0
+    finally:
+        ref.engine.close()

@@ -101,6 +101,7 @@ def test_file_and_verify(tmp_path):
         ({"output": {"kind": "mask"}}, "output.kind"),
         ({"format": "other/9"}, "unknown card format"),
         ({"input": {"height": 1}}, "invalid model card"),
+        ({"input": {"height": 1, "width": 1, "prior": "yes"}}, "input.prior"),
     ],
 )
 def test_invalid_cards(over, error):
@@ -119,6 +120,14 @@ def test_missing_key_and_bad_json(tmp_path):
         load_card(p)
     with pytest.raises(VbgError, match="does not exist"):
         load_card(tmp_path / "none.json")
+
+
+def test_prior_card_round_trips_with_four_channels(tmp_path):
+    card = card_from_dict(_card_dict(input={"height": 32, "width": 64, "prior": True}))
+    assert card.input.prior and card.input.channels == 4
+    again = card_from_dict(json.loads(json.dumps(card.to_dict())))
+    assert again.input == card.input
+    assert card_from_dict(_card_dict()).input.channels == 3
 
 
 def test_mean_std_become_tuples():

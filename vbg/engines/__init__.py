@@ -254,27 +254,32 @@ def create_engine(
 # --- helpers shared by the backends -------------------------------------------------------
 
 
-def check_input(x: np.ndarray) -> None:
-    """The boundary check every engine's run() makes: wrong input is a programming error."""
+def check_input(x: np.ndarray, channels: int = 3) -> None:
+    """The boundary check every engine's run() makes: wrong input is a programming error.
+    channels: the card's (4 for a model with a previous-frame input)."""
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
         raise TypeError(f"engine input must be a float32 numpy array, not {getattr(x, 'dtype', x)}")
-    if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
-        raise ValueError(f"engine input must have shape (1, 3, h, w), not {x.shape}")
+    if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != channels:
+        raise ValueError(f"engine input must have shape (1, {channels}, h, w), not {x.shape}")
 
 
 def check_model_input(dims: Sequence[int | None], card: ModelCard, where: str) -> None:
     """Checks a model file's declared input shape (None = dynamic) against its card.
 
-    Rank 4, 3 channels, and a static height/width only where the card says every frame is
-    stretched to exactly that size: with fit="area" the input size follows the frame's
-    aspect ratio, which a fixed-size model cannot take.
+    Rank 4, the card's channels (3, or 4 with a previous-frame input), and a static
+    height/width only where the card says every frame is stretched to exactly that size:
+    with fit="area" the input size follows the frame's aspect ratio, which a fixed-size
+    model cannot take.
     """
     if len(dims) != 4:
         raise VbgError(
             f"{where} does not match its card: input rank {len(dims)}, expected 4 (NCHW)"
         )
-    if dims[1] is not None and dims[1] != 3:
-        raise VbgError(f"{where} does not match its card: it takes {dims[1]} input channels, not 3")
+    want = card.input.channels
+    if dims[1] is not None and dims[1] != want:
+        raise VbgError(
+            f"{where} does not match its card: it takes {dims[1]} input channels, not {want}"
+        )
     h, w = dims[2], dims[3]
     spec = card.input
     if h is None and w is None:

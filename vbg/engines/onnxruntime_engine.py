@@ -44,6 +44,7 @@ class OnnxRuntimeEngine:
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
         path = card.verify_file("onnx")
+        self._channels = card.input.channels
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or default_threads()
         # One small graph per frame: parallelism between operators only adds overhead.
@@ -112,7 +113,7 @@ class OnnxRuntimeEngine:
         self._in_value = None  # OrtValue on the device, one per input shape
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        check_input(x)
+        check_input(x, self._channels)
         if self._binding is None:
             (y,) = self._session.run(self._output_names, {self._input_name: x})
         else:

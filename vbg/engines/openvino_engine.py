@@ -57,6 +57,7 @@ class OpenVINOEngine:
             _dims(self._model.outputs[0].get_partial_shape()), card, f"ONNX model {path}"
         )
         self._input_name = self._model.inputs[0].get_any_name()
+        self._channels = card.input.channels
         self._config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": int(threads or default_threads()),
@@ -75,7 +76,7 @@ class OpenVINOEngine:
             self._requests.move_to_end(key)
             return req
         model = self._model.clone()
-        model.reshape({self._input_name: [1, 3, h, w]})
+        model.reshape({self._input_name: [1, self._channels, h, w]})
         try:
             compiled = self._core.compile_model(model, "CPU", self._config)
         except RuntimeError as e:
@@ -88,7 +89,7 @@ class OpenVINOEngine:
         return req
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        check_input(x)
+        check_input(x, self._channels)
         key = (x.shape[2], x.shape[3])
         req = self._request_for(*key)
         # The segmenter hands in the same buffer every frame: its memory is bound to the

@@ -123,6 +123,7 @@ class TensorRTEngine:
 
         self._torch, self._trt = torch, torch_tensorrt
         self.card = card
+        self._channels = card.input.channels
         self._device = torch.device(torch_device)
         self.tensor_device = str(self._device)  # where run_tensor's tensors live
         self._dtype = torch.half if self._device.type == "cuda" else torch.float32
@@ -245,7 +246,7 @@ class TensorRTEngine:
         return y.float()
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        check_input(x)
+        check_input(x, self._channels)
         t = self._torch.from_numpy(x).to(self._device, non_blocking=True)
         return self.run_tensor(t).cpu().numpy()
 

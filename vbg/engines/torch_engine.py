@@ -57,6 +57,7 @@ def build_module(card: ModelCard):
         "encoder_name": card.encoder,
         "encoder_weights": None,
         "classes": card.output.channels,
+        "in_channels": card.input.channels,
     }
     if card.decoder_channels:
         kwargs["decoder_channels"] = tuple(card.decoder_channels)
@@ -142,6 +143,7 @@ class TorchEngine:
             # Process-wide in PyTorch: the engine is the only torch user in the runtime.
             torch.set_num_threads(threads)
         self._torch = torch
+        self._channels = card.input.channels
         module = module if module is not None else build_module(card)
         if self.device.type == "cuda":
             # Frame sizes repeat, so cuDNN's per-shape autotuning pays for itself at once.
@@ -200,7 +202,7 @@ class TorchEngine:
         return buf.to(self.device, non_blocking=True)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        check_input(x)
+        check_input(x, self._channels)
         y = self.run_tensor(self._upload(x))
         # .cpu() is the sync point with the GPU: the frame needs its mask now.
         return y.cpu().numpy()
