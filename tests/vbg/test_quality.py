@@ -99,6 +99,8 @@ def test_quality_high_keeps_the_frame_on_the_host():
     opts = dict(edges="guided", feather_px=0, crf_every=0, harmonize=False, background=None)
     assert device_path_blocker(**opts) == ""
     assert device_path_blocker(**opts, quality="high") == "--quality high"
+    # The device path's network call takes the 3 image planes only.
+    assert "previous-frame" in device_path_blocker(**opts, prior=True)
 
 
 def test_process_and_eval_take_quality():
