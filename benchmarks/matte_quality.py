@@ -24,6 +24,7 @@ import numpy as np
 from vbg.evaluate import evaluate, load_person_set, sequences
 from vbg.pipeline import FrameProcessor, build_processor
 from vbg.refine import Refiner
+from vbg.segmenter import Stateless
 from vbg.temporal import TemporalConfig, TemporalSmoother
 
 
@@ -50,19 +51,12 @@ def background_leak(alpha: np.ndarray, truth: np.ndarray, margin: int = 3) -> fl
     return 0.0 if n == 0 else int(np.count_nonzero(alpha[far] > 0)) / n
 
 
-class _CachedSegmenter:
+class _CachedSegmenter(Stateless):
     """Stands in for the Segmenter: hands out the cached probabilities in evaluation order."""
 
     def __init__(self, probs: list[np.ndarray], card: Any, engine: Any) -> None:
         self.probs, self.card, self.engine = probs, card, engine
         self.i = 0
-
-    # Stateless, as vbg.segmenter.Segmenter is for a model without a previous-frame input.
-    def remember(self, prob: np.ndarray) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
 
     def __call__(self, frame_bgr: np.ndarray, timer: Any = None) -> np.ndarray:
         p = self.probs[self.i]

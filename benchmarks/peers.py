@@ -47,6 +47,7 @@ import numpy as np
 
 from vbg import VbgError
 from vbg import bench as vb
+from vbg.segmenter import Stateless
 
 MEDIAPIPE_VERSION = "0.10.21"
 MODEL_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite"
@@ -192,7 +193,7 @@ class _PeerEngine:
         self.interpreter = None
 
 
-class MediaPipeSegmenter:
+class MediaPipeSegmenter(Stateless):
     """frame BGR -> person probability (144, 256) float32, preprocessed as MediaPipe does.
 
     MediaPipe's selfie-segmentation graph (selfie_segmentation_cpu.binarypb in the wheel):
@@ -217,13 +218,6 @@ class MediaPipeSegmenter:
         self.small = self._small  # the stretched frame: the guided filter's small guide
         self._rgb = np.empty((h, w, 3), np.uint8)
         self._x = np.empty((1, h, w, 3), np.float32)
-
-    # Stateless, as vbg.segmenter.Segmenter is for a model without a previous-frame input.
-    def remember(self, prob: np.ndarray) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
 
     def input_size(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         return self.engine.height, self.engine.width

@@ -160,6 +160,17 @@ def sigmoid_(x: np.ndarray) -> np.ndarray:
     return x
 
 
+class Stateless:
+    """The state calls FrameProcessor makes on every segmenter, as no-ops: for stand-ins
+    of a model without a previous-frame input (benchmarks' peers, cached outputs)."""
+
+    def remember(self, prob: np.ndarray) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
 class Segmenter:
     """frame -> person probability float32 (h, w) in [0, 1] at model resolution.
 
