@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from vbg.framing import Framing
     from vbg.outputs import OutputOptions
     from vbg.refine import Refiner
+    from vbg.roi import PersonCrop
     from vbg.segmenter import Segmenter
     from vbg.sources import Frame
     from vbg.temporal import TemporalConfig, TemporalSmoother
@@ -80,6 +81,8 @@ class FrameProcessor:
     # `segmenter`'s finer one (the bundled hq model, or the same model at
     # vbg.segmenter.high_quality_spec); None = one model, one size.
     coarse: Segmenter | None = None
+    # --follow: the network sees a crop around the person (vbg.roi); None = the whole frame
+    roi: PersonCrop | None = None
     _coarse_up: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
@@ -89,37 +92,52 @@ class FrameProcessor:
     def probability(self, frame_bgr: np.ndarray) -> np.ndarray:
         """Person probability at model resolution (before smoothing): the segmenter's grid,
         with the coarse size averaged in at that grid (--quality high)."""
-        prob = self._probability(self.segmenter, frame_bgr)
-        if self.coarse is None:
-            return prob
-        coarse = self._probability(self.coarse, frame_bgr)
-        with self.timer.stage("inference"):
-            if self._coarse_up is None or self._coarse_up.shape != prob.shape:
-                self._coarse_up = np.empty_like(prob)  # once per frame size
-            up = self._coarse_up
-            cv2.resize(coarse, prob.shape[::-1], dst=up, interpolation=cv2.INTER_LINEAR)
-            prob += up
-            prob *= 0.5
+        roi = self.roi
+        box = roi.start(frame_bgr.shape[:2]) if roi is not None else None
+        check = roi is not None and roi.check_due()
+        prob = self._probability(self.segmenter, frame_bgr, box, check)
+        if self.coarse is not None:
+            coarse = self._probability(self.coarse, frame_bgr, box, check)
+            with self.timer.stage("inference"):
+                if self._coarse_up is None or self._coarse_up.shape != prob.shape:
+                    self._coarse_up = np.empty_like(prob)  # once per frame size
+                up = self._coarse_up
+                cv2.resize(coarse, prob.shape[::-1], dst=up, interpolation=cv2.INTER_LINEAR)
+                prob += up
+                prob *= 0.5
+        if roi is not None:
+            roi.update(prob, checked=check)
         return prob
 
-    def _probability(self, seg: Segmenter, frame_bgr: np.ndarray) -> np.ndarray:
+    def _probability(
+        self, seg: Segmenter, frame_bgr: np.ndarray, box: tuple[int, ...] | None, check: bool
+    ) -> np.ndarray:
         t = self.timer
-        if not self.tta:
-            prob = seg(frame_bgr, timer=t)
-            seg.remember(prob)  # a prior model's previous frame (a no-op otherwise)
-            return prob
-        # Test-time augmentation: average with the prediction of the mirrored frame.
-        # Mirroring the preprocessed tensor equals preprocessing the mirrored frame
-        # (resizing is symmetric) and costs a small copy instead of a full-frame flip.
         with t.stage("preprocess"):
-            x = seg.prepare(frame_bgr)
-            x_flip = np.ascontiguousarray(x[:, :, :, ::-1])
+            x = seg.prepare(frame_bgr)  # also the whole frame's small image: the guide
+            if box is not None:
+                assert self.roi is not None
+                xc = seg.prepare_crop(frame_bgr, box, self.roi.shape_for(seg.card.input))
         with t.stage("inference"):
-            # (a prior model's previous-frame plane is mirrored with the image: it fits)
-            prob = seg.infer(x)
-            prob += seg.infer(x_flip)[:, ::-1]
+            if box is None:
+                prob = self._net(seg, x)
+            else:
+                assert self.roi is not None
+                full = self._net(seg, x) if check else None  # people outside the box
+                prob = self.roi.paste(self._net(seg, xc), x.shape[2:], full)
+            seg.remember(prob)  # a prior model's previous frame (a no-op otherwise)
+        return prob
+
+    def _net(self, seg: Segmenter, x: np.ndarray) -> np.ndarray:
+        """The network's probability for one input (a new array); with test-time
+        augmentation averaged with the mirrored input's. Mirroring the preprocessed tensor
+        equals preprocessing the mirrored frame (resizing is symmetric) and costs a small
+        copy instead of a full-frame flip; a prior model's previous-frame plane is mirrored
+        with the image, which fits."""
+        prob = seg.infer(x)
+        if self.tta:
+            prob += seg.infer(np.ascontiguousarray(x[:, :, :, ::-1]))[:, ::-1]
             prob *= 0.5
-            seg.remember(prob)
         return prob
 
     def mask(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -161,6 +179,8 @@ class FrameProcessor:
         self.segmenter.reset()  # a prior model's previous frame
         if self.coarse is not None:
             self.coarse.reset()
+        if self.roi is not None:
+            self.roi.reset()
 
     def set_background(self, background: str | BackgroundSpec) -> None:
         """Switch background (a --background string or a parsed spec); takes effect next frame."""
@@ -200,6 +220,7 @@ def build_processor(
     framing: Framing | None = None,
     device_path: bool | None = None,
     quality: str = "standard",
+    follow: bool = False,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
 
@@ -211,6 +232,9 @@ def build_processor(
     quality: "standard", or "high": the bundled high-quality model beside the default (or
     a --model at two input sizes), averaged (_high_quality_card; about 3x the inference,
     for `vbg process`).
+    follow: run the network on a crop that follows the person (vbg.roi) where the model
+    takes any input size and has no previous-frame input; the device path always sees the
+    whole frame.
     """
     from vbg.backgrounds import parse_background
     from vbg.card import load_card
@@ -279,6 +303,7 @@ def build_processor(
             light_wrap=light_wrap,
             harmonize=harmonize,
             framing=framing,
+            roi=_person_crop(fine or card, card) if follow else None,
         )
         if spec is not None and size is not None:
             from vbg.compose import Compositor
@@ -292,6 +317,15 @@ def build_processor(
             fine_eng.close()
         raise
     return proc
+
+
+def _person_crop(fine: ModelCard, card: ModelCard) -> PersonCrop | None:
+    """vbg.roi's crop follower for these cards, or None where a card cannot take it."""
+    from vbg.roi import PersonCrop
+
+    if any(c.input.prior or c.input.fit != "area" for c in (fine, card)):
+        return None
+    return PersonCrop(fine.input)
 
 
 def _high_quality_card(

@@ -200,6 +200,8 @@ class Segmenter:
         self._plan: InputPlan | None = None
         self._plan_hw: tuple[int, ...] | None = None
         self._prev_small: np.ndarray | None = None  # a prior model's last picture (cuts)
+        # vbg.roi crops: (h, w) -> (small image, input tensor, planes), reused per shape
+        self._crop_bufs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, list]] = {}
 
     @property
     def stateful(self) -> bool:
@@ -251,6 +253,34 @@ class Segmenter:
         if self.stateful:
             self._forget_on_cut()
         return self._buf
+
+    def prepare_crop(
+        self, frame_bgr: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]
+    ) -> np.ndarray:
+        """The engine input for the part `box` (top, left, height, width) of the frame,
+        resized to `shape` (h, w): vbg.roi's person crop. Call after `prepare(frame)`,
+        which leaves `small` (the whole frame: the refiner's guide) as it was. A stateless
+        model only: a prior model's previous frame lives on the whole frame's grid."""
+        if self.stateful:
+            raise ValueError("a model with a previous-frame input cannot run on a crop")
+        spec = self.card.input
+        bufs = self._crop_bufs.get(shape)
+        if bufs is None:  # once per crop shape (vbg.roi has a handful)
+            h, w = shape
+            planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+            bufs = (np.empty((h, w, 3), np.uint8), np.empty((1, 3, h, w), np.float32), planes)
+            self._crop_bufs[shape] = bufs
+        small, x, planes = bufs
+        t, left, bh, bw = box
+        crop = frame_bgr[t : t + bh, left : left + bw]
+        shrink = shape[0] <= bh and shape[1] <= bw
+        cv2.resize(
+            crop,
+            shape[::-1],
+            dst=small,
+            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+        )
+        return normalize_into(small, spec, x, planes)
 
     def _forget_on_cut(self) -> None:
         """Zeroes the prior when the picture changed wholesale since the last frame."""
