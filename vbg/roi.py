@@ -13,7 +13,7 @@ What it must not do: miss a person who walks in outside the box. Every `check_ev
 frames the whole frame is run as well; whatever it finds outside the box is kept for
 that frame and widens the next box. A frame with nobody in the crop falls back to the
 whole frame at once. Measured on the corpus's test video (davis/lucia, 70 frames, live
-path, OpenVINO INT8): IoU 0.834 -> 0.86, boundary IoU 0.44 -> 0.52, dtSSD 8.19 -> 7.9.
+path, OpenVINO INT8): IoU 0.834 -> 0.855, boundary IoU 0.44 -> 0.50, dtSSD 8.19 -> 7.94.
 
 The box is explicit state: `reset()` forgets it (a new video, a still, a restarted
 source), and so does a new frame size.
@@ -30,7 +30,7 @@ from vbg.card import InputSpec
 
 # Crop shapes, as width / height: the frame's usual landscape shapes down to a standing
 # person's tall box. Each becomes the card's own input budget at that aspect
-# (InputSpec.size_for), e.g. 160x288, 192x256, 224x224, 256x192, 288x160, 352x128.
+# (InputSpec.size_for, PersonCrop.shape_for), e.g. 160x288, 192x256, 224x224, 256x192, 288x160, 352x128.
 CROP_ASPECTS = (1.8, 1.33, 1.0, 0.75, 0.56, 0.36)
 
 Box = tuple[int, int, int, int]  # top, left, height, width in frame pixels
@@ -53,16 +53,6 @@ class RoiConfig:
             raise ValueError(f"roi check_every must be >= 1, not {self.check_every}")
         if self.keep_growth < 1.0:
             raise ValueError(f"roi keep_growth must be >= 1, not {self.keep_growth}")
-
-
-def crop_shapes(spec: InputSpec) -> list[tuple[int, int]]:
-    """The model input shapes (h, w) crops are resized to, one per CROP_ASPECTS."""
-    shapes: list[tuple[int, int]] = []
-    for a in CROP_ASPECTS:
-        hw = spec.size_for(1000, int(round(1000 * a)))
-        if hw not in shapes:
-            shapes.append(hw)
-    return shapes
 
 
 def grid_region(box: Box, frame_hw: tuple[int, int], grid_hw: tuple[int, int]) -> Box:
