@@ -547,6 +547,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="background to composite (default: the first bundled image, as in a real call)",
     )
     p.add_argument(
+        "--follow",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the network on a crop that follows the person, as vbg run does (default: on)",
+    )
+    p.add_argument(
         "--json", metavar="OUT.json", default=None, help="also write the results as JSON"
     )
 
@@ -601,14 +607,18 @@ def build_contender(
     background: str,
     threads: int | None,
     fps: float,
+    follow: bool = True,
 ) -> Contender:
-    """vbg's real FrameProcessor for one engine, at one frame size (width, height)."""
-    from vbg.pipeline import build_processor
+    """vbg's real FrameProcessor for one engine, at one frame size (width, height), set up
+    as `vbg run` sets it up (a new crop size compiles in the background)."""
+    from vbg.pipeline import FrameProcessor, build_processor
 
     w, h = size
     proc = build_processor(
-        model, engine=engine, threads=threads, background=background, size=(h, w)
+        model, engine=engine, threads=threads, background=background, size=(h, w), follow=follow
     )
+    if isinstance(proc, FrameProcessor):
+        proc.wait_for_compile = False
     return Contender(name=name, processor=proc, sink=null_vcam_sink(w, h, fps))
 
 
@@ -650,6 +660,7 @@ def bench(args: argparse.Namespace, out=None) -> dict[str, Any]:
                     background=background,
                     threads=args.threads,
                     fps=fps,
+                    follow=args.follow,
                 )
             )
         measure(
@@ -691,6 +702,7 @@ def bench(args: argparse.Namespace, out=None) -> dict[str, Any]:
             "background": background,
             "threads": args.threads,
             "model": str(args.model) if args.model else "default",
+            "follow": bool(args.follow),
         },
         "results": results,
         "skipped": skipped,

@@ -126,6 +126,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="CPU threads for inference (default: the engine's choice)",
     )
+    g.add_argument(
+        "--follow",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the network on a crop that follows the person (the same cost; a standing "
+        "or distant person gets several times the pixels): test video IoU 0.834 -> 0.855, "
+        "boundary IoU 0.44 -> 0.50; the whole frame is checked every 30 frames for anyone "
+        "outside the crop (default: on)",
+    )
 
 
 def _many_files_options(p: argparse.ArgumentParser) -> None:
@@ -643,7 +652,7 @@ _TEMPORAL = (
     "feather_px",
     "crf_every",
 )
-_MODEL = ("model", "engine", "threads")
+_MODEL = ("model", "engine", "threads", "follow")
 _FRAMING = ("background_align", "background_zoom")
 
 
@@ -784,6 +793,7 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         threads=args.threads,
         tta=args.tta,
         quality=args.quality,
+        follow=args.follow is not False,
         json_out=args.json,
         progress=args.progress,
     )

@@ -43,6 +43,7 @@ class MaskOptions:
     model: str | None = None  # card path; None = the bundled default model
     engine: str = "auto"
     threads: int | None = None
+    follow: bool = True  # the network sees a crop around the person (vbg.roi)
     smoothing: str = "adaptive"  # adaptive | ema (vbg.temporal)
     ema: float = 0.5
     open_px: int = 1

@@ -358,6 +358,7 @@ def run_eval(
     threads: int | None = None,
     tta: bool = True,
     quality: str = "standard",
+    follow: bool = True,
     json_out: str | Path | None = None,
     progress: bool = True,
     out=None,
@@ -370,7 +371,13 @@ def run_eval(
         raise VbgError(f"images folder {images_root} does not exist")
     load_person_set(ann_file)  # fail on a bad annotation file before loading a model
     proc = build_processor(
-        model, engine=engine, threads=threads, background=None, tta=tta, quality=quality
+        model,
+        engine=engine,
+        threads=threads,
+        background=None,
+        tta=tta,
+        quality=quality,
+        follow=follow,
     )
     try:
         report = evaluate(ann_file, images_root, proc, progress=progress)
@@ -382,6 +389,7 @@ def run_eval(
             "engine": proc.engine_name,
             "tta": tta,
             "quality": quality,
+            "follow": proc.roi is not None,
             "ann": str(ann_file),
             "per_image": report["per_image"],
         }

@@ -83,6 +83,10 @@ class FrameProcessor:
     coarse: Segmenter | None = None
     # --follow: the network sees a crop around the person (vbg.roi); None = the whole frame
     roi: PersonCrop | None = None
+    # A crop size the engine has still to compile (OpenVINO: 0.5-0.8 s): offline, wait for
+    # it (the same frames give the same output every run); live (run_live sets False),
+    # segment the whole frame until the background compile is done: no frozen picture.
+    wait_for_compile: bool = True
     _coarse_up: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
@@ -93,8 +97,10 @@ class FrameProcessor:
         """Person probability at model resolution (before smoothing): the segmenter's grid,
         with the coarse size averaged in at that grid (--quality high)."""
         roi = self.roi
-        box = roi.start(frame_bgr.shape[:2]) if roi is not None else None
+        box = roi.start(frame_bgr) if roi is not None else None
         check = roi is not None and roi.check_due()
+        if box is not None and not self._crop_ready():
+            box, check = None, True  # the whole frame this time: a check as well
         prob = self._probability(self.segmenter, frame_bgr, box, check)
         if self.coarse is not None:
             coarse = self._probability(self.coarse, frame_bgr, box, check)
@@ -108,6 +114,17 @@ class FrameProcessor:
         if roi is not None:
             roi.update(prob, checked=check)
         return prob
+
+    def _crop_ready(self) -> bool:
+        """Whether every engine runs the current crop's size at once (see wait_for_compile)."""
+        assert self.roi is not None
+        for seg in (self.segmenter, self.coarse):
+            ready = getattr(seg.engine, "ready", None) if seg is not None else None
+            if ready is not None:
+                h, w = self.roi.shape_for(seg.card.input)
+                if not ready(h, w, wait=self.wait_for_compile):
+                    return False
+        return True
 
     def _probability(
         self, seg: Segmenter, frame_bgr: np.ndarray, box: tuple[int, ...] | None, check: bool
@@ -220,7 +237,7 @@ def build_processor(
     framing: Framing | None = None,
     device_path: bool | None = None,
     quality: str = "standard",
-    follow: bool = False,
+    follow: bool = True,
 ) -> FrameProcessor:
     """A FrameProcessor for the model card at `model` (None = the bundled default model).
 
@@ -607,6 +624,7 @@ def process_video(
     processor: FrameProcessor | None = None,
     framing: Framing | None = None,
     quality: str = "standard",
+    follow: bool = True,
     out: OutputOptions | None = None,
 ) -> ProcessResult:
     """Replaces the background of every frame of a video (or of one image) into `output`.
@@ -677,6 +695,7 @@ def process_video(
                 harmonize=harmonize,
                 framing=framing,
                 quality=quality,
+                follow=follow,
             )
         else:
             processor.set_background(background)
@@ -853,6 +872,7 @@ def process_config(cfg: ProcessConfig) -> ProcessResult:
         keep_partial_on_interrupt=cfg.keep_partial,
         framing=_framing(cfg),
         quality=cfg.quality,
+        follow=cfg.follow,
         out=_output_options(cfg),
     )
     if result.frames == 1:  # an image: its time, not "1 frame (0.6 fps)"
@@ -1052,6 +1072,7 @@ def run_live(
     framing: Framing | None = None,
     light_wrap: bool = True,
     harmonize: bool = False,
+    follow: bool = True,
     controls: Sequence[Any] = (),
 ) -> LiveResult:
     """The live loop: source -> FrameProcessor -> every sink, until quit.
@@ -1069,6 +1090,7 @@ def run_live(
     Stops on a quit action, Ctrl-C / SIGTERM / SIGHUP, max_frames, or the source ending.
     framing: where image backgrounds put their landmark (vbg.framing).
     light_wrap / harmonize: the image-background stages of vbg.lightwrap / vbg.harmonize.
+    follow: the network sees a crop around the person (vbg.roi).
     controls: more action sources (poll_actions(): vbg.control's socket, signals).
     """
     from vbg.backgrounds import parse_background
@@ -1107,9 +1129,12 @@ def run_live(
             framing=framing,
             light_wrap=light_wrap,
             harmonize=harmonize,
+            follow=follow,
         )
     else:
         processor.set_background(specs[0])
+    if isinstance(processor, FrameProcessor):
+        processor.wait_for_compile = False  # a new crop size never freezes the picture
     t_start = time.perf_counter()
     src: Any = None
     st: _LiveState | None = None
@@ -1502,6 +1527,7 @@ def _run_config(cfg: RunConfig, controls: list[Any]) -> LiveResult:
         framing=_framing(cfg),
         light_wrap=cfg.light_wrap,
         harmonize=cfg.harmonize,
+        follow=cfg.follow,
     )
     summary = result.timer.summary()
     if GLASS_TO_GLASS in summary:

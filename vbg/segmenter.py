@@ -200,8 +200,8 @@ class Segmenter:
         self._plan: InputPlan | None = None
         self._plan_hw: tuple[int, ...] | None = None
         self._prev_small: np.ndarray | None = None  # a prior model's last picture (cuts)
-        # vbg.roi crops: (h, w) -> (small image, input tensor, planes), reused per shape
-        self._crop_bufs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, list]] = {}
+        # vbg.roi crops: (h, w) -> (small image, input tensor, planes, shrinker), per shape
+        self._crop_bufs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, list, AreaShrinker]] = {}
 
     @property
     def stateful(self) -> bool:
@@ -268,18 +268,19 @@ class Segmenter:
         if bufs is None:  # once per crop shape (vbg.roi has a handful)
             h, w = shape
             planes = [np.empty((h, w), np.uint8) for _ in range(3)]
-            bufs = (np.empty((h, w, 3), np.uint8), np.empty((1, 3, h, w), np.float32), planes)
+            x = np.empty((1, 3, h, w), np.float32)
+            bufs = (np.empty((h, w, 3), np.uint8), x, planes, AreaShrinker())
             self._crop_bufs[shape] = bufs
-        small, x, planes = bufs
+        small, x, planes, shrinker = bufs
         t, left, bh, bw = box
         crop = frame_bgr[t : t + bh, left : left + bw]
-        shrink = shape[0] <= bh and shape[1] <= bw
-        cv2.resize(
-            crop,
-            shape[::-1],
-            dst=small,
-            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
-        )
+        if shape[0] <= bh and shape[1] <= bw:
+            # Exact halvings, then a bilinear step (vbg.resize): 0.3 ms for a 720p crop
+            # where OpenCV's INTER_AREA at a factor like 2.9 takes 2.5 ms. vbg.roi's boxes
+            # have sides that are multiples of 4, so two halvings apply.
+            shrinker(crop, shape[::-1], small)
+        else:
+            cv2.resize(crop, shape[::-1], dst=small, interpolation=cv2.INTER_LINEAR)
         return normalize_into(small, spec, x, planes)
 
     def _forget_on_cut(self) -> None:

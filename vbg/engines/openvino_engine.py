@@ -5,12 +5,17 @@ The ONNX model has dynamic height/width. OpenVINO's CPU plugin runs dynamic shap
 model compiled for one static shape is faster, and a video or camera keeps one frame size,
 so the engine compiles once per input size and keeps a few compiled sizes.
 
+A compile takes 0.5-0.8 s here (2 cores), which a live call must not show as a frozen
+picture. `ready(h, w)` compiles a size on a background thread and says whether it is done;
+vbg.roi's person crops (six sizes) ask it first and use the whole frame until then.
+
 On CPUs with bf16 support OpenVINO infers in bf16 by default (part of its speed); logits
 then differ from fp32 engines by ~1e-2, which does not show in a mask.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -19,7 +24,8 @@ from vbg import VbgError
 from vbg.card import ModelCard
 from vbg.engines import check_input, check_model_input, check_model_output, default_threads
 
-MAX_CACHED_SIZES = 4
+# The frame's size, vbg.roi's six crop sizes, and one more (a resized camera).
+MAX_CACHED_SIZES = 8
 
 
 def _dims(partial_shape) -> list[int | None]:
@@ -68,24 +74,83 @@ class OpenVINOEngine:
         self._ov = ov
         # Per request, the array its input tensor shares memory with (kept alive here).
         self._bound: dict[tuple[int, int], np.ndarray] = {}
+        # ready()'s background compiles: the size being compiled, and sizes that failed.
+        self._lock = threading.Lock()
+        self._compiling: dict[tuple[int, int], threading.Thread] = {}
+        self._failed: set[tuple[int, int]] = set()
 
-    def _request_for(self, h: int, w: int):
+    def ready(self, h: int, w: int, wait: bool = False) -> bool:
+        """Whether run() at (h, w) starts at once. If not, a background thread compiles
+        that size (one thread per size) and this returns False until it is done; wait=True
+        waits for it instead (offline work, where the same frames must give the same
+        output every run). A size that failed to compile stays False (run() raises)."""
         key = (h, w)
-        req = self._requests.get(key)
-        if req is not None:
-            self._requests.move_to_end(key)
-            return req
+        with self._lock:
+            if key in self._requests:
+                return True
+            if key in self._failed:
+                return False
+            thread = self._compiling.get(key)
+            if thread is None:
+                thread = threading.Thread(
+                    target=self._compile_in_background, args=(key,), daemon=True
+                )
+                self._compiling[key] = thread
+                thread.start()
+        if not wait:
+            return False
+        thread.join()
+        with self._lock:
+            return key in self._requests
+
+    def _compile_in_background(self, key: tuple[int, int]) -> None:
+        try:
+            req = self._compile(*key)
+        except VbgError:
+            with self._lock:
+                self._failed.add(key)
+        else:
+            with self._lock:
+                self._store(key, req)
+        finally:
+            with self._lock:
+                self._compiling.pop(key, None)
+
+    def _compile(self, h: int, w: int):
         model = self._model.clone()
         model.reshape({self._input_name: [1, self._channels, h, w]})
         try:
             compiled = self._core.compile_model(model, "CPU", self._config)
         except RuntimeError as e:
             raise VbgError(f"OpenVINO cannot compile {self._path} for {h}x{w}: {e}") from e
-        req = compiled.create_infer_request()
+        return compiled.create_infer_request()
+
+    def _store(self, key: tuple[int, int], req) -> None:
+        """Keep a compiled size (under the lock), dropping the least recently used."""
         self._requests[key] = req
+        self._requests.move_to_end(key)
+        self._bound.pop(key, None)  # a new request has no input bound yet
         if len(self._requests) > MAX_CACHED_SIZES:
             old, _ = self._requests.popitem(last=False)
             self._bound.pop(old, None)
+
+    def _request_for(self, h: int, w: int):
+        key = (h, w)
+        with self._lock:
+            req = self._requests.get(key)
+            if req is not None:
+                self._requests.move_to_end(key)
+                return req
+            thread = self._compiling.get(key)
+        if thread is not None:  # ready() started it: finish that compile, not a second
+            thread.join()
+            with self._lock:
+                req = self._requests.get(key)
+            if req is not None:
+                return req
+        req = self._compile(h, w)
+        with self._lock:
+            self._store(key, req)
         return req
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -104,6 +169,10 @@ class OpenVINOEngine:
         return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def close(self) -> None:
+        with self._lock:
+            threads = list(self._compiling.values())
+        for t in threads:  # a compile still running holds the model
+            t.join()
         self._requests.clear()
         self._bound.clear()
         self._model = None
