@@ -189,7 +189,18 @@ class InputPlan:
 
     def __call__(self, frame: np.ndarray, small: np.ndarray, tensor: np.ndarray) -> None:
         """frame (H, W, 3) BGR uint8 -> small (h, w, 3) uint8 and tensor (1, 3, h, w)."""
-        img = frame.reshape(frame.shape[0], -1)
+        self._run(frame.reshape(frame.shape[0], -1), small, tensor)
+
+    def crop(
+        self, frame: np.ndarray, top: int, left: int, small: np.ndarray, tensor: np.ndarray
+    ) -> None:
+        """As __call__ for the part of a larger frame (C-contiguous) at (top, left) whose
+        size is this plan's frame size, read in place (vbg.roi's person crop)."""
+        h, w = self.frame_hw
+        rows = frame.reshape(frame.shape[0], -1)[top : top + h, 3 * left : 3 * (left + w)]
+        self._run(rows, small, tensor)
+
+    def _run(self, img: np.ndarray, small: np.ndarray, tensor: np.ndarray) -> None:
         for kernel, dst in self._steps:
             kernel(img, dst)
             img = dst

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from vbg.card import InputSpec
+from vbg.resize import final_interpolation
 
 # Crop shapes, as width / height: the frame's usual landscape shapes down to a standing
 # person's tall box. Each becomes the card's own input budget at that aspect
@@ -143,13 +144,10 @@ class PersonCrop:
         assert self.box is not None and self._frame_hw is not None
         y, x, h, w = grid_region(self.box, self._frame_hw, grid_hw)
         out = np.zeros(grid_hw, np.float32) if full is None else full
-        shrink = h <= crop_prob.shape[0] and w <= crop_prob.shape[1]
-        cv2.resize(
-            crop_prob,
-            (w, h),
-            dst=out[y : y + h, x : x + w],
-            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
-        )
+        # Below 2x (the usual case: the crop has the grid's own budget) bilinear reads
+        # every source cell, as INTER_AREA would, at an eighth of its cost (0.02 ms).
+        interp = final_interpolation(crop_prob.shape, (h, w))
+        cv2.resize(crop_prob, (w, h), dst=out[y : y + h, x : x + w], interpolation=interp)
         return out
 
     def update(self, prob: np.ndarray, checked: bool = False) -> None:

@@ -174,6 +174,10 @@ def test_prepare_crop_is_the_crop_preprocessed_at_its_shape():
     np.testing.assert_allclose(x, want, atol=1e-4)
     np.testing.assert_array_equal(seg.small, small)  # the guide is still the whole frame
     assert seg.prepare_crop(frame, box, (192, 96)) is x  # one buffer per shape
+    # A frame that is a view (not contiguous) takes the OpenCV steps: the same input.
+    wide = np.zeros((FH, FW + 10, 3), np.uint8)
+    wide[:, :FW] = frame
+    np.testing.assert_array_equal(seg.prepare_crop(wide[:, :FW], box, (192, 96)), want)
     # Enlarging (a crop smaller than the model input): bilinear.
     x = seg.prepare_crop(frame, (10, 10, 100, 60), (160, 96))
     up = cv2.resize(frame[10:110, 10:70], (96, 160), interpolation=cv2.INTER_LINEAR)
