@@ -392,14 +392,16 @@ def warm_up_hot_path() -> None:
 
     def run() -> None:
         # The model input: a frame with two halvings (32 -> 8 rows) and with one (24 -> 12);
-        # and a crop of a larger frame (vbg.roi: strided rows) with two, one and none.
+        # and a crop of a larger frame (vbg.roi: strided rows, a box average last) with
+        # two, one and none.
         for fh in (32, 24, 12):
             small, tensor = np.empty((8, 16, 3), np.uint8), np.empty((1, 3, 8, 16), np.float32)
-            plan = InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3)
             frame = np.zeros((fh + 4, 2 * fh + 8, 3), np.uint8)
             if fh != 12:
+                plan = InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3)
                 plan(np.ascontiguousarray(frame[:fh, : 2 * fh]), small, tensor)
-            plan.crop(frame, 2, 4, small, tensor)
+            crop = InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3, area=True)
+            crop.crop(frame, 2, 4, small, tensor)
         # Widths of whole groups of 8 pixels (word copies) and not (854-wide video).
         for w in (64, 60):
             frame = np.zeros((32, w, 3), np.uint8)

@@ -103,3 +103,48 @@ def test_plan_is_refused_where_the_halvings_leave_an_area_step():
     assert InputPlan.covers((160, 288), (160, 288))
     assert not InputPlan.covers((721, 1280), (160, 288))
     assert not InputPlan.covers((100, 200), (160, 288))
+
+
+@pytest.mark.parametrize(
+    "crop_hw, model_hw",
+    [((301, 251), (224, 224)), ((480, 270), (288, 160)), ((688, 916), (192, 256))],
+)
+def test_area_plan_on_a_crop_is_a_box_average(crop_hw, model_hw):
+    """vbg.roi's crops: read in place from a larger frame, halvings then a box average;
+    without halvings (odd sides) that is OpenCV's INTER_AREA to a grey level, with them
+    OpenCV's halvings then INTER_AREA."""
+    frame = _frame(720, 1280)
+    top, left = 17, 33
+    (h, w), (mh, mw) = crop_hw, model_hw
+    plan = InputPlan(crop_hw, model_hw, True, (1 / 255,) * 3, (0.0,) * 3, area=True)
+    small = np.empty((mh, mw, 3), np.uint8)
+    tensor = np.empty((1, 3, mh, mw), np.float32)
+    plan.crop(frame, top, left, small, tensor)
+    img = frame[top : top + h, left : left + w]
+    while (
+        img.shape[0] % 2 == 0
+        and img.shape[1] % 2 == 0
+        and img.shape[0] >= 2 * mh
+        and (img.shape[1] >= 2 * mw)
+    ):
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    want = cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
+    diff = np.abs(small.astype(np.int16) - want)
+    assert diff.max() <= 1 and diff.mean() < 0.01
+    np.testing.assert_allclose(tensor[0, 0], small[..., 2] / 255.0, atol=1e-6)  # RGB order
+
+
+def test_area_taps_cover_each_cell_once():
+    from vbg.fused_input import ONE, area_taps
+
+    for n_src, n_dst in ((344, 192), (458, 256), (7, 7), (1279, 288)):
+        first, w = area_taps(n_src, n_dst)
+        assert (w.sum(axis=1) == ONE).all() and (w >= 0).all()
+        assert first.min() >= 0 and first.max() + w.shape[1] <= n_src
+        # Every source cell is used with the same total weight: n_dst / n_src of all.
+        total = np.zeros(n_src)
+        for d in range(n_dst):
+            total[first[d] : first[d] + w.shape[1]] += w[d]
+        np.testing.assert_allclose(total / ONE, n_dst / n_src, atol=2e-3)
+    with pytest.raises(ValueError, match="only shrink"):
+        area_taps(100, 200)

@@ -11,7 +11,6 @@ from vbg.card import InputSpec, load_card
 from vbg.pipeline import FrameProcessor, _person_crop, build_processor
 from vbg.refine import Refiner
 from vbg.roi import CROP_ASPECTS, PersonCrop, RoiConfig, grid_region
-from vbg.resize import shrink_area
 from vbg.segmenter import Segmenter, preprocess
 
 FH, FW = 480, 854  # a 480p frame
@@ -165,19 +164,22 @@ def test_prepare_crop_is_the_crop_preprocessed_at_its_shape():
     frame = np.random.default_rng(0).integers(0, 256, (FH, FW, 3), np.uint8)
     seg.prepare(frame)
     small = seg.small.copy()
-    box = (60, 300, 400, 224)  # top, left, height, width (multiples of 4, as vbg.roi's)
+    box = (60, 300, 403, 227)  # top, left, height, width
     x = seg.prepare_crop(frame, box, (192, 96))
-    crop = frame[60:460, 300:524]
-    small_crop = shrink_area(crop, (96, 192))  # one exact halving, then bilinear
+    crop = frame[60:463, 300:527]
+    small_crop = cv2.resize(crop, (96, 192), interpolation=cv2.INTER_AREA)  # a box average
     want = preprocess(small_crop, InputSpec(192, 96, fit="stretch"))  # normalising only
     assert x.shape == (1, 3, 192, 96)
-    np.testing.assert_allclose(x, want, atol=1e-4)
+    # The plan halves, then averages; OpenCV averages in one step: rounding apart, equal.
+    np.testing.assert_allclose(x, want, atol=2.01 / 255 / 0.224)
+    assert np.abs(x - want).mean() < 0.5 / 255 / 0.224
     np.testing.assert_array_equal(seg.small, small)  # the guide is still the whole frame
     assert seg.prepare_crop(frame, box, (192, 96)) is x  # one buffer per shape
     # A frame that is a view (not contiguous) takes the OpenCV steps: the same input.
     wide = np.zeros((FH, FW + 10, 3), np.uint8)
     wide[:, :FW] = frame
     np.testing.assert_array_equal(seg.prepare_crop(wide[:, :FW], box, (192, 96)), want)
+    assert seg._crop_bufs[(192, 96)][3].frame_hw == (403, 227)  # the plan of that box
     # Enlarging (a crop smaller than the model input): bilinear.
     x = seg.prepare_crop(frame, (10, 10, 100, 60), (160, 96))
     up = cv2.resize(frame[10:110, 10:70], (96, 160), interpolation=cv2.INTER_LINEAR)
