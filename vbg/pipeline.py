@@ -116,8 +116,13 @@ class FrameProcessor:
         return prob
 
     def _crop_ready(self) -> bool:
-        """Whether every engine runs the current crop's size at once (see wait_for_compile)."""
+        """Whether the crop's compiled input passes and every engine at the current crop's
+        size run at once (see wait_for_compile)."""
+        from vbg.roi import crop_kernels_ready
+
         assert self.roi is not None
+        if not crop_kernels_ready(wait=self.wait_for_compile):
+            return False
         for seg in (self.segmenter, self.coarse):
             ready = getattr(seg.engine, "ready", None) if seg is not None else None
             if ready is not None:
@@ -306,6 +311,10 @@ def build_processor(
                 edge_colors=EdgeColors() if decontaminate else None,
             )
         warm_up_hot_path()
+        if follow:
+            from vbg.roi import crop_kernels_ready
+
+            crop_kernels_ready()  # starts their background compile now, not on frame 2
         if fine is not None and fine.path != card.path:
             fine_eng = create_engine(engine, fine, threads=threads, device=device)
         proc = FrameProcessor(
@@ -391,17 +400,14 @@ def warm_up_hot_path() -> None:
     from vbg.temporal import TemporalSmoother
 
     def run() -> None:
-        # The model input: a frame with two halvings (32 -> 8 rows) and with one (24 -> 12);
-        # and a crop of a larger frame (vbg.roi: strided rows, a box average last) with
-        # two, one and none.
-        for fh in (32, 24, 12):
-            small, tensor = np.empty((8, 16, 3), np.uint8), np.empty((1, 3, 8, 16), np.float32)
-            frame = np.zeros((fh + 4, 2 * fh + 8, 3), np.uint8)
-            if fh != 12:
-                plan = InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3)
-                plan(np.ascontiguousarray(frame[:fh, : 2 * fh]), small, tensor)
-            crop = InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3, area=True)
-            crop.crop(frame, 2, 4, small, tensor)
+        # The model input: a frame with two halvings (32 -> 8 rows) and with one (24 -> 12).
+        # (vbg.roi's crops compile their own passes in the background: warm_up_crop.)
+        for fh in (32, 24):
+            InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3)(
+                np.zeros((fh, 2 * fh, 3), np.uint8),
+                np.empty((8, 16, 3), np.uint8),
+                np.empty((1, 3, 8, 16), np.float32),
+            )
         # Widths of whole groups of 8 pixels (word copies) and not (854-wide video).
         for w in (64, 60):
             frame = np.zeros((32, w, 3), np.uint8)

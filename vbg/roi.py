@@ -25,6 +25,7 @@ one frame to the next: the person of the new shot can be anywhere).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -83,6 +84,44 @@ def grid_region(box: Box, frame_hw: tuple[int, int], grid_hw: tuple[int, int]) -
     y1 = max(y0 + 1, min(gh, int(round((top + h) * gh / fh))))
     x1 = max(x0 + 1, min(gw, int(round((left + w) * gw / fw))))
     return y0, x0, y1 - y0, x1 - x0
+
+
+_kernels_lock = threading.Lock()
+_kernels_done = threading.Event()
+_kernels_thread: threading.Thread | None = None
+
+
+def crop_kernels_ready(wait: bool = False) -> bool:
+    """Whether the crop's compiled input passes (vbg.fused_input's halvings reading strided
+    rows, and its box average) are ready; the first call starts compiling them on a
+    background thread. A cold compile takes about 11 s on 2 cores, once per machine (the
+    result is cached on disk): not added to the blocking first-start compile of the rest
+    of the hot path (vbg.pipeline.warm_up_hot_path), and the live loop segments whole
+    frames meanwhile. wait=True waits for it (offline work)."""
+    global _kernels_thread
+    with _kernels_lock:
+        if _kernels_thread is None:
+            _kernels_thread = threading.Thread(
+                target=_compile_crop_kernels, name="vbg-crop-warm-up", daemon=True
+            )
+            _kernels_thread.start()
+    if wait:
+        _kernels_done.wait()
+    return _kernels_done.is_set()
+
+
+def _compile_crop_kernels() -> None:
+    from vbg.fused_input import InputPlan
+
+    try:
+        # Crops of a larger frame with two halvings (32 -> 8 rows), one (24) and none (12).
+        for fh in (32, 24, 12):
+            plan = InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3, area=True)
+            frame = np.zeros((fh + 4, 2 * fh + 8, 3), np.uint8)
+            small, x = np.empty((8, 16, 3), np.uint8), np.empty((1, 3, 8, 16), np.float32)
+            plan.crop(frame, 2, 4, small, x)
+    finally:  # a failure shows where the passes are used, with its traceback
+        _kernels_done.set()
 
 
 class PersonCrop:
