@@ -80,6 +80,18 @@ def area_taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
+def _tensor_row(d, tensor, i, rgb, scale, shift):
+    # Row i of the NCHW tensor from the small image's row d (BGR bytes): the card's
+    # channel order, * scale - shift.
+    c0, c2 = (2, 0) if rgb else (0, 2)  # the byte of model channels 0 and 2
+    o0, o1, o2 = tensor[0, 0, i], tensor[0, 1, i], tensor[0, 2, i]
+    for j in range(o0.shape[0]):
+        o0[j] = np.float32(d[3 * j + c0]) * scale[0] - shift[0]
+        o1[j] = np.float32(d[3 * j + 1]) * scale[1] - shift[1]
+        o2[j] = np.float32(d[3 * j + c2]) * scale[2] - shift[2]
+
+
+@njit(cache=True, nogil=True)
 def _area_filter_rows(src, rows, xi, xw, first, step):
     # The horizontal pass of rows first, first + step, ...: each output pixel the weighted
     # sum (int32, scaled by ONE) of the source pixels its cell covers.
@@ -115,8 +127,6 @@ def _area_blend_rows(rows, yi, yw, small, tensor, rgb, scale, shift, first, step
     h, w = small.shape[0], small.shape[1]
     k = yw.shape[1]
     flat = small.reshape(h, 3 * w)
-    s0, s1, s2, f0, f1, f2 = scale[0], scale[1], scale[2], shift[0], shift[1], shift[2]
-    c0, c2 = (2, 0) if rgb else (0, 2)
     half = np.int32(1 << 21)
     acc = np.empty(3 * w, np.int32)
     for i in range(first, h, step):
@@ -134,11 +144,7 @@ def _area_blend_rows(rows, yi, yw, small, tensor, rgb, scale, shift, first, step
                     acc[q] += r[q] * a
             for q in range(3 * w):
                 d[q] = acc[q] >> 22
-        o0, o1, o2 = tensor[0, 0, i], tensor[0, 1, i], tensor[0, 2, i]
-        for j in range(w):
-            o0[j] = np.float32(d[3 * j + c0]) * s0 - f0
-            o1[j] = np.float32(d[3 * j + 1]) * s1 - f1
-            o2[j] = np.float32(d[3 * j + c2]) * s2 - f2
+        _tensor_row(d, tensor, i, rgb, scale, shift)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -206,8 +212,6 @@ def _blend_rows(rows, y0, y1, by, small, tensor, rgb, scale, shift, first, step)
     # The vertical pass of output rows first, first + step, ..., then their tensor rows.
     h, w = small.shape[0], small.shape[1]
     flat = small.reshape(h, 3 * w)
-    s0, s1, s2, f0, f1, f2 = scale[0], scale[1], scale[2], shift[0], shift[1], shift[2]
-    c0, c2 = (2, 0) if rgb else (0, 2)  # the byte of model channels 0 and 2
     two = np.int32(2)
     for i in range(first, h, step):
         b0 = by[i]
@@ -216,11 +220,7 @@ def _blend_rows(rows, y0, y1, by, small, tensor, rgb, scale, shift, first, step)
         for q in range(3 * w):
             v = (((b0 * (r0[q] >> 4)) >> 16) + ((b1 * (r1[q] >> 4)) >> 16) + two) >> 2
             d[q] = min(max(v, np.int32(0)), np.int32(255))
-        o0, o1, o2 = tensor[0, 0, i], tensor[0, 1, i], tensor[0, 2, i]
-        for j in range(w):
-            o0[j] = np.float32(d[3 * j + c0]) * s0 - f0
-            o1[j] = np.float32(d[3 * j + 1]) * s1 - f1
-            o2[j] = np.float32(d[3 * j + c2]) * s2 - f2
+        _tensor_row(d, tensor, i, rgb, scale, shift)
 
 
 @njit(cache=True, nogil=True, parallel=True)
