@@ -279,10 +279,11 @@ def test_build_processor_follow_on_the_tiny_model(tiny_card):
         proc.close()
 
 
-def test_openvino_compiles_a_new_size_in_the_background(tiny_card):
+def test_openvino_compiles_a_new_size_in_the_background(tiny_card, tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     from vbg.engines import create_engine
 
+    monkeypatch.setenv("VBG_CACHE_DIR", str(tmp_path))
     eng = create_engine("openvino", load_card(tiny_card), threads=1)
     try:
         x = np.zeros((1, 3, 64, 96), np.float32)
@@ -297,6 +298,8 @@ def test_openvino_compiles_a_new_size_in_the_background(tiny_card):
         assert eng.ready(128, 128)
     finally:
         eng.close()
+    # Each compiled size is in OpenVINO's model cache: the next start loads it.
+    assert len(list((tmp_path / "openvino").glob("*.blob"))) == 3
 
 
 def test_live_processor_uses_the_whole_frame_until_the_crop_size_is_compiled(tiny_card):
