@@ -65,17 +65,15 @@ def area_taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"area taps only shrink, not {n_src} -> {n_dst}")
     # At least 3 (padded with zeros): the kernels' unrolled path takes every factor below 2.
     k = min(n_src, max(3, int(np.ceil(scale)) + 1))
-    first = np.empty(n_dst, np.int32)
-    weights = np.zeros((n_dst, k), np.int32)
-    for d in range(n_dst):
-        lo, hi = d * scale, (d + 1) * scale
-        s = min(int(np.floor(lo)), n_src - 1)
-        first[d] = min(s, n_src - k)
-        for i in range(s, min(s + k, n_src)):
-            cover = min(hi, i + 1.0) - max(lo, float(i))
-            if cover > 0:
-                weights[d, i - first[d]] = round(cover / scale * int(ONE))
-        weights[d, np.argmax(weights[d])] += ONE - weights[d].sum()  # exactly ONE in all
+    d = np.arange(n_dst, dtype=np.float64)
+    lo, hi = d * scale, (d + 1) * scale
+    first = np.minimum(np.minimum(np.floor(lo), n_src - 1), n_src - k).astype(np.int32)
+    cells = first[:, None] + np.arange(k)[None, :]  # (n_dst, k) source indices
+    cover = np.minimum(hi[:, None], cells + 1.0) - np.maximum(lo[:, None], cells)
+    weights = np.rint(np.clip(cover, 0.0, None) / scale * int(ONE)).astype(np.int32)
+    # Exactly ONE in all: the rounding remainder onto each row's largest weight.
+    rows = np.arange(n_dst)
+    weights[rows, weights.argmax(axis=1)] += ONE - weights.sum(axis=1)
     return first, weights
 
 
