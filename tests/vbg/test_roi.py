@@ -80,7 +80,8 @@ def test_box_stays_put_while_the_person_moves_a_little_and_follows_a_big_move():
 
 
 def test_box_shrinks_when_it_is_much_larger_than_needed():
-    roi = started()
+    # Without the area bounds (the defaults keep every box within 45-60 % of the frame).
+    roi = started(RoiConfig(min_area=0.0, max_area=0.85))
     roi.update(grid_person(20, 60, 150, 200))  # two people side by side
     wide = roi.box
     roi.update(grid_person(40, 120, 150, 160))  # one of them left
@@ -256,8 +257,12 @@ def test_processor_follows_the_person_and_finds_one_who_walks_in(tiny_card):
     for _ in range(6):
         ious.append(_iou(proc.mask(frame), truth))
     assert ious[-1] > 0.9 and max(ious[:2]) < 0.8
-    t, left, h, w = proc.roi.box
-    assert left < 40 and left + w > 470
+    # The next box holds both, or (as here: more than max_area) the whole frame is used.
+    if proc.roi.box is not None:
+        t, left, h, w = proc.roi.box
+        assert left < 40 and left + w > 470
+    else:
+        assert engine.shapes[-1] == engine.shapes[0]
     proc.reset()
     assert proc.roi.box is None
 
