@@ -311,10 +311,6 @@ def build_processor(
                 edge_colors=EdgeColors() if decontaminate else None,
             )
         warm_up_hot_path()
-        if follow:
-            from vbg.roi import crop_kernels_ready
-
-            crop_kernels_ready()  # starts their background compile now, not on frame 2
         if fine is not None and fine.path != card.path:
             fine_eng = create_engine(engine, fine, threads=threads, device=device)
         proc = FrameProcessor(
@@ -331,6 +327,10 @@ def build_processor(
             framing=framing,
             roi=_person_crop(fine or card, card) if follow else None,
         )
+        if proc.roi is not None:
+            from vbg.roi import crop_kernels_ready
+
+            crop_kernels_ready()  # starts their background compile now, not on frame 2
         if spec is not None and size is not None:
             from vbg.compose import Compositor
 
@@ -401,7 +401,7 @@ def warm_up_hot_path() -> None:
 
     def run() -> None:
         # The model input: a frame with two halvings (32 -> 8 rows) and with one (24 -> 12).
-        # (vbg.roi's crops compile their own passes in the background: warm_up_crop.)
+        # (vbg.roi's crops compile their own passes in the background: crop_kernels_ready.)
         for fh in (32, 24):
             InputPlan((fh, 2 * fh), (8, 16), True, (1.0,) * 3, (0.0,) * 3)(
                 np.zeros((fh, 2 * fh, 3), np.uint8),
