@@ -76,7 +76,7 @@ def engine_lines() -> list[str]:
 
 
 def cache_lines() -> list[str]:
-    from vbg.engines.cache import EngineCache
+    from vbg.engines.cache import EngineCache, cache_root
 
     cache = EngineCache()
     entries = cache.entries()
@@ -84,6 +84,10 @@ def cache_lines() -> list[str]:
     for e in entries[:5]:
         shape = "x".join(str(s) for s in e.get("shape", []))
         out.append(f"  {e.get('engine')} {e.get('precision')} {shape} on {e.get('gpu')}")
+    # OpenVINO's own cache of compiled input sizes (vbg.engines.openvino_engine)
+    ov = cache_root() / "openvino"
+    blobs = len(list(ov.glob("*.blob"))) if ov.is_dir() else 0
+    out.append(f"openvino cache  {ov} ({blobs} compiled sizes)")
     return out
 
 

@@ -321,6 +321,9 @@ def test_vbg_info_lists_engines_gpu_and_cache(monkeypatch, tmp_path):
     assert f"engine cache  {tmp_path / 'engines'} (1 compiled)" in text
     assert "tensorrt fp16 1x3x160x288 on NVIDIA H200" in text
     assert "\ngpu " in text
+    (tmp_path / "openvino").mkdir()
+    (tmp_path / "openvino" / "123.blob").write_bytes(b"x")
+    assert f"openvino cache  {tmp_path / 'openvino'} (1 compiled sizes)" in info_text()
 
 
 # --- IO binding and device tensors (checked on the CPU) ------------------------------------
