@@ -327,10 +327,6 @@ def build_processor(
             framing=framing,
             roi=_person_crop(fine or card, card) if follow else None,
         )
-        if proc.roi is not None:
-            from vbg.roi import crop_kernels_ready
-
-            crop_kernels_ready()  # starts their background compile now, not on frame 2
         if spec is not None and size is not None:
             from vbg.compose import Compositor
 

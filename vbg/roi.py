@@ -97,11 +97,12 @@ _kernels_thread: threading.Thread | None = None
 
 def crop_kernels_ready(wait: bool = False) -> bool:
     """Whether the crop's compiled input passes (vbg.fused_input's halvings reading strided
-    rows, and its box average) are ready; the first call starts compiling them on a
-    background thread. A cold compile takes about 11 s on 2 cores, once per machine (the
-    result is cached on disk): not added to the blocking first-start compile of the rest
-    of the hot path (vbg.pipeline.warm_up_hot_path), and the live loop segments whole
-    frames meanwhile. wait=True waits for it (offline work)."""
+    rows, and its box average) are ready; the first call (the first frame that wants a
+    crop) starts compiling them on a background thread at the lowest priority. A cold
+    compile takes about 11 s on 2 cores, once per machine (the result is cached on disk):
+    not added to the blocking first-start compile of the rest of the hot path
+    (vbg.pipeline.warm_up_hot_path), nor to a run that never crops (a close-up), and the
+    live loop segments whole frames meanwhile. wait=True waits for it (offline work)."""
     global _kernels_thread
     with _kernels_lock:
         if _kernels_thread is None:
@@ -116,7 +117,9 @@ def crop_kernels_ready(wait: bool = False) -> bool:
 
 def _compile_crop_kernels() -> None:
     from vbg.fused_input import InputPlan
+    from vbg.threads import lowest_priority
 
+    lowest_priority()
     try:
         # Crops of a larger frame with two halvings (32 -> 8 rows), one (24) and none (12).
         for fh in (32, 24, 12):

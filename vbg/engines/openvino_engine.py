@@ -19,9 +19,7 @@ then differ from fp32 engines by ~1e-2, which does not show in a mask.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 from collections import OrderedDict
 
@@ -31,6 +29,7 @@ from vbg import VbgError
 from vbg.card import ModelCard
 from vbg.engines import check_input, check_model_input, check_model_output, default_threads
 from vbg.engines.cache import cache_root
+from vbg.threads import lowest_priority
 
 log = logging.getLogger("vbg")
 
@@ -115,7 +114,7 @@ class OpenVINOEngine:
             return key in self._requests
 
     def _compile_in_background(self, key: tuple[int, int]) -> None:
-        _lowest_priority()
+        lowest_priority()
         try:
             req = self._compile(*key)
         except VbgError:
@@ -199,9 +198,3 @@ def _use_model_cache(core) -> None:
         core.set_property({"CACHE_DIR": str(folder)})
     except (OSError, RuntimeError) as e:
         log.debug("no OpenVINO model cache in %s: %s", folder, e)
-
-
-def _lowest_priority() -> None:
-    """This thread (not the process) at nice 19, where the OS allows it (Linux)."""
-    with contextlib.suppress(AttributeError, OSError):  # no setpriority, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
