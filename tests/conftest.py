@@ -10,6 +10,17 @@ SHARED = Path(os.environ.get("VBG_SHARED", REPO.parent / "shared"))
 PERSONS = SHARED / "data" / "persons"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _crop_passes_compiled() -> None:
+    """The person crop's compiled passes, compiled (or loaded from numba's cache) before any
+    test runs: the runtime compiles them in the background when a frame first wants a
+    crop, which on a fresh machine takes ~10 s of CPU while later tests run, and the
+    tests that time a paced live loop must not share the machine with it."""
+    from vbg.roi import crop_kernels_ready
+
+    crop_kernels_ready(wait=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_card(tmp_path_factory) -> Path:
     """Path of a tiny U-Net's model card (ONNX + torch weights beside it)."""
