@@ -130,8 +130,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "--follow",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="run the network on a crop that follows the person (the same cost; a standing "
-        "or distant person gets several times the pixels): test video IoU 0.834 -> 0.852, "
+        help="run the network on a crop that follows the person (about the same input size; "
+        "a standing or distant person gets several times the pixels): test video IoU 0.834 -> 0.852, "
         "boundary IoU 0.44 -> 0.50, for ~1 ms a frame where it crops; the whole frame is "
         "checked every 30 frames for anyone outside the crop; stills, close-ups and seated "
         "upper bodies see the whole frame (default: on)",

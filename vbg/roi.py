@@ -4,8 +4,9 @@ A person who fills a third of a 854x480 frame gets only a few thousand of the mo
 46 k input pixels when the whole frame is shrunk to 160x288: legs merge, hair and feet
 are lost. `PersonCrop` follows the person instead: from the previous frame's mask it
 picks a box around everyone it found (plus a margin), and the network sees that box at
-its usual input budget (the same number of pixels, so the same cost), in one of a few
-aspect-ratio shapes (each engine compiles a shape once). The crop's probability is
+about its usual input budget (the card's pixel count at that aspect, rounded to the
+model's multiple: up to 9 % more), in one of a few aspect-ratio shapes (each engine
+compiles a shape once). The crop's probability is
 pasted back into the full-frame model grid, so temporal smoothing, clean-up and guided
 upsampling run exactly as before. The box keeps a wide margin and at least `min_area` of
 the frame (the network misjudges a person enlarged much more than 1.5x), and is given up
